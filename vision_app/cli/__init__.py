@@ -1,0 +1,68 @@
+"""Command line: `python main.py SUBCOMMAND ...`. Each sub-command lives in its own module with
+`register(subparsers)`; modules are listed here in help order."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from vision_app.errors import VisionAppError
+
+log = logging.getLogger("vision_app")
+
+COMMAND_MODULES = [
+    "vision_app.cli.run",
+    "vision_app.cli.models_cmd",
+]
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """Options every sub-command takes."""
+    p.add_argument("--models", metavar="DIR", help="model folder (default: $VISION_APP_MODELS or the "
+                   "per-user data folder)")
+    p.add_argument("--config", metavar="FILE", help="TOML config file (see vision_app/default_config.toml)")
+    p.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt"], default=None,
+                   help="inference backend (default from config: auto)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description="Real-time computer vision: detection, "
+                                     "face verification, segmentation and style transfer.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError as exc:  # a command whose optional dependency is absent stays listed as broken
+            log.debug("command module %s unavailable: %s", name, exc)
+            continue
+        mod.register(sub)
+    return parser
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose < 0 else (logging.INFO if verbose <= 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui", *(argv or [])]) if "gui" in parser._subparsers._group_actions[0].choices \
+            else None  # type: ignore[union-attr]
+        if args is None:
+            parser.print_help()
+            return 2
+    setup_logging(getattr(args, "verbose", 0))
+    try:
+        return int(args.func(args) or 0)
+    except VisionAppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,59 @@
+"""Helpers shared by sub-commands: config with CLI overrides, model folder, progress output."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from vision_app.config import AppConfig, load_config
+from vision_app.models import ModelStore
+
+
+def app_config(args: argparse.Namespace, **overrides: Any) -> AppConfig:
+    """Config file (--config) then the given dotted overrides (None values are ignored)."""
+    if getattr(args, "backend", None):
+        overrides["engine.backend"] = args.backend
+    return load_config(getattr(args, "config", None), overrides)
+
+
+def model_store(args: argparse.Namespace) -> ModelStore:
+    return ModelStore.open(getattr(args, "models", None))
+
+
+class Progress:
+    """A one-line progress bar on stderr for runs of known length (redrawn on a terminal, printed every
+    10 % otherwise so CI logs stay short)."""
+
+    def __init__(self, total: int | None, label: str = "frames", stream: Any = None) -> None:
+        self.total = total
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.t0 = time.monotonic()
+        self._last_pct = -10
+        self._last_draw = 0.0
+
+    def update(self, n: int) -> None:
+        now = time.monotonic()
+        fps = n / max(now - self.t0, 1e-9)
+        if self.total:
+            pct = min(100, int(100 * n / self.total))
+            if self.tty:
+                if now - self._last_draw < 0.1 and n < self.total:
+                    return
+                bar = "#" * (pct // 4) + "-" * (25 - pct // 4)
+                self.stream.write(f"\r[{bar}] {n}/{self.total} {self.label} {fps:6.1f} fps")
+                self._last_draw = now
+            elif pct >= self._last_pct + 10:
+                self.stream.write(f"{pct:3d}% {n}/{self.total} {self.label} {fps:.1f} fps\n")
+                self._last_pct = pct - pct % 10
+        elif self.tty and now - self._last_draw >= 0.5:
+            self.stream.write(f"\r{n} {self.label} {fps:6.1f} fps")
+            self._last_draw = now
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,126 @@
+"""`python main.py run`: headless capture → pipeline → outputs, with a progress bar and stats."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from vision_app.cli.common import Progress, app_config, model_store
+from vision_app.errors import SourceError
+from vision_app.runner import LiveRun, VideoWriterSink
+from vision_app.sources import open_source
+from vision_app.stages import StageContext, build_pipeline, parse_tasks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOURCE = "camera:0"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from vision_app.cli import add_common
+
+    p = sub.add_parser("run", help="run a pipeline on a source without any window")
+    add_common(p)
+    p.add_argument("--source", default=None, help="camera:0 | video file | rtsp://… | image folder/glob | "
+                   f"test: (default {DEFAULT_SOURCE}, falling back to test: when there is no camera)")
+    p.add_argument("--tasks", action="append", help="comma-separated: detect, face, segment, style, "
+                   "passthrough (default passthrough)")
+    p.add_argument("--output", "-o", help="write the annotated video here (.mp4)")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = until the end)")
+    p.add_argument("--stats", help="save the run's stats as JSON here")
+    p.add_argument("--video-mode", choices=["offline", "paced"], default=None,
+                   help="files: every frame in order (offline) or at the file's fps like a camera (paced)")
+    p.add_argument("--model", help="detector model name (python main.py models list)")
+    p.add_argument("--conf", type=float, help="detection confidence threshold")
+    p.add_argument("--iou", type=float, help="NMS IoU threshold")
+    p.add_argument("--seg-model", help="segmentation model: selfie | deeplab")
+    p.add_argument("--overlay", choices=["color", "blur", "replace", "cutout"], help="segmentation overlay")
+    p.add_argument("--style", help="style painting (image path) or fixed-style model (johnson_wave)")
+    p.add_argument("--strength", type=float, help="style strength 0..1")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+
+def open_with_fallback(spec: str | None, cfg_capture: object) -> tuple[object, str | None]:
+    """Open the source; the default camera falls back to the test pattern (and says so)."""
+    cap = cfg_capture
+    kw = dict(camera_size=(cap.camera_width, cap.camera_height),  # type: ignore[attr-defined]
+              test_size=tuple(cap.test_size), test_fps=cap.test_fps)  # type: ignore[attr-defined]
+    if spec is not None:
+        return open_source(spec, **kw), None  # type: ignore[arg-type]
+    try:
+        return open_source(DEFAULT_SOURCE, **kw), None  # type: ignore[arg-type]
+    except SourceError as exc:
+        note = (f"no camera found ({exc}); using the generated test: source instead. "
+                f"Pass --source with a camera index, video file, stream URL or image folder.")
+        return open_source("test:", **kw), note  # type: ignore[arg-type]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = app_config(args, **{
+        "capture.video_mode": args.video_mode, "detect.model": args.model, "detect.confidence": args.conf,
+        "detect.iou": args.iou, "segment.model": args.seg_model, "segment.overlay": args.overlay,
+        "style.style": args.style, "style.strength": args.strength})
+    tasks = parse_tasks(args.tasks)
+    needs_models = any(t != "passthrough" for t in tasks)
+    store = model_store(args) if needs_models else None
+    source, note = open_with_fallback(args.source, cfg.capture)
+    if note:
+        log.warning("%s", note)
+    if source.live and not args.max_frames:  # type: ignore[attr-defined]
+        log.info("live source: runs until Ctrl+C (or pass --max-frames)")
+    ctx = StageContext(cfg, store) if store is not None else StageContext(cfg, None, backend="none")  # type: ignore[arg-type]
+    pipeline = build_pipeline(tasks, ctx)
+    sinks = []
+    if args.output:
+        fps = cfg.runner.output_fps or source.fps or 25.0  # type: ignore[attr-defined]
+        sinks.append(VideoWriterSink(args.output, fps, cfg.runner.output_codec))
+    total = source.frame_count  # type: ignore[attr-defined]
+    if args.max_frames:
+        total = min(total, args.max_frames) if total else args.max_frames
+    progress = None if args.quiet else Progress(total)
+    run = LiveRun(source, pipeline, sinks, mode=cfg.capture.video_mode,  # type: ignore[arg-type]
+                  max_frames=args.max_frames,
+                  reconnect=(cfg.capture.reconnect_initial_s, cfg.capture.reconnect_max_s,
+                             cfg.capture.reconnect_attempts))
+    run.start()
+    try:
+        while not run.wait(0.1):
+            if progress:
+                progress.update(run.runner.stats.processed)
+    except KeyboardInterrupt:
+        print("\nstopping…", file=sys.stderr)
+    finally:
+        run.stop(timeout=2.0)
+        if progress:
+            progress.update(run.runner.stats.processed)
+            progress.done()
+        pipeline.close()
+    summary = run.summary()
+    summary["tasks"] = tasks
+    summary["backend"] = ctx.backend
+    if args.output:
+        summary["output"] = str(Path(args.output))
+    print_summary(summary)
+    if args.stats:
+        Path(args.stats).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if summary.get("source_error"):
+        print(f"error: {summary['source_error']}", file=sys.stderr)
+        return 1
+    return 1 if run.runner.error else 0
+
+
+def print_summary(s: dict) -> None:
+    def ms(d: dict) -> str:
+        return "-" if d.get("p50") is None else f"p50 {d['p50']:.2f} ms, p95 {d['p95']:.2f} ms"
+
+    lines = [f"source: {s['source']}  tasks: {', '.join(s.get('tasks', []))}  backend: {s.get('backend')}",
+             f"frames read {s['frames_read']}, processed {s['frames_processed']}, dropped "
+             f"{s['frames_dropped']}, stage errors {s['stage_errors']}",
+             f"throughput {s['throughput_fps']:.1f} fps; capture→result {ms(s['capture_to_result_ms'])}"]
+    for name, d in s["stage_latency_ms"].items():
+        lines.append(f"  stage {name:12s} {ms(d)}")
+    print("\n".join(lines))

@@ -1,0 +1,181 @@
+"""Configuration: dataclasses loaded from TOML (tomllib); each component reads its own section.
+
+`default_config.toml` beside this file documents every key with its default. A user file given with
+--config overrides those keys; command-line options override the file. Unknown sections or keys and
+values of the wrong type are reported as ConfigError naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from vision_app.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.toml")
+
+
+@dataclass
+class CaptureConfig:
+    video_mode: str = "offline"       # "offline": every frame in order; "paced": at the file's fps
+    reconnect_initial_s: float = 0.5  # first reconnect delay for a live source that stopped
+    reconnect_max_s: float = 10.0     # backoff cap
+    reconnect_attempts: int = 0       # 0 = keep trying until stopped
+    read_timeout_s: float = 5.0       # a live source silent this long is reopened
+    camera_width: int = 0             # 0 = the camera's default
+    camera_height: int = 0
+    test_size: list[int] = field(default_factory=lambda: [640, 480])
+    test_fps: float = 30.0
+
+
+@dataclass
+class EngineConfig:
+    backend: str = "auto"             # auto | onnxruntime | tensorrt
+    threads: int = 0                  # intra-op threads per session (0 = runtime default)
+    providers: list[str] = field(default_factory=lambda: ["CPUExecutionProvider"])
+    workers: int = 1                  # whole-frame workers (throughput mode keeps output order)
+
+
+@dataclass
+class RunnerConfig:
+    stats_interval_s: float = 5.0     # how often the CLI logs live stats
+    output_fps: float = 0.0           # 0 = the source's fps (or 25 when unknown)
+    output_codec: str = "mp4v"
+
+
+@dataclass
+class DetectConfig:
+    model: str = "yolo-fastest-1.1-xl"
+    confidence: float = 0.25
+    iou: float = 0.45
+    max_detections: int = 300
+    class_agnostic: bool = False
+    track: bool = True
+
+
+@dataclass
+class FaceConfig:
+    detector: str = "yunet"
+    embedder: str = "mobilefacenet"
+    detect_score: float = 0.6
+    gallery: str = ""                 # "" = <user data>/gallery.db
+
+
+@dataclass
+class SegmentConfig:
+    model: str = "selfie"
+    overlay: str = "color"            # color | blur | replace | cutout
+    opacity: float = 0.5
+    smoothing: float = 0.6            # EMA weight of the previous mask (0 = off)
+
+
+@dataclass
+class StyleConfig:
+    style: str = ""                   # painting path or a fixed-style model name (johnson_wave)
+    strength: float = 1.0
+    working_size: int = 384           # long side of the working resolution for dynamic models
+
+
+@dataclass
+class AppConfig:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    style: StyleConfig = field(default_factory=StyleConfig)
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, inner) for v in value)
+    if tp is Any:
+        return True
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _apply(obj: Any, table: Mapping[str, Any], where: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in table.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise ConfigError(f"unknown config key '{path}'; known keys here: {', '.join(sorted(names))}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{path}' must be a table [{path}], got {value!r}")
+            _apply(current, value, path)
+            continue
+        if not _type_ok(value, hints[key]):
+            raise ConfigError(f"config key '{path}' has a bad value {value!r}: expected "
+                              f"{getattr(hints[key], '__name__', str(hints[key]))}")
+        setattr(obj, key, float(value) if hints[key] is float else value)
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> AppConfig:
+    """Defaults, then the TOML file at `path`, then dotted-key overrides ({'detect.confidence': .3})."""
+    cfg = AppConfig()
+    if path is not None:
+        p = Path(path)
+        try:
+            with p.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} not found; pass an existing TOML file to --config "
+                              f"(see {DEFAULT_CONFIG_PATH} for every key)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc}") from exc
+        _apply(cfg, data, "")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *sections, key = dotted.split(".")
+        table: dict[str, Any] = {key: value}
+        for s in reversed(sections):
+            table = {s: table}
+        _apply(cfg, table, "")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: AppConfig) -> None:
+    """Range checks that types alone cannot express."""
+    checks = [
+        ("capture.video_mode", cfg.capture.video_mode in ("offline", "paced"), "'offline' or 'paced'"),
+        ("engine.backend", cfg.engine.backend in ("auto", "onnxruntime", "tensorrt"),
+         "'auto', 'onnxruntime' or 'tensorrt'"),
+        ("engine.workers", 1 <= cfg.engine.workers <= 16, "1..16"),
+        ("detect.confidence", 0.0 <= cfg.detect.confidence <= 1.0, "0..1"),
+        ("detect.iou", 0.0 <= cfg.detect.iou <= 1.0, "0..1"),
+        ("segment.overlay", cfg.segment.overlay in ("color", "blur", "replace", "cutout"),
+         "color | blur | replace | cutout"),
+        ("segment.opacity", 0.0 <= cfg.segment.opacity <= 1.0, "0..1"),
+        ("style.strength", 0.0 <= cfg.style.strength <= 1.0, "0..1"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            section, name = key.split(".")
+            raise ConfigError(f"config key '{key}' has a bad value {getattr(getattr(cfg, section), name)!r}: "
+                              f"expected {expected}")
+
+
+def default_toml() -> str:
+    return DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")

@@ -1,0 +1,73 @@
+"""Annotators: draw results on a COPY of the frame (results never draw themselves)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from vision_app.types import Detections, Faces, FrameResult
+
+
+def _color(key: int) -> tuple[int, int, int]:
+    """A stable, distinct BGR colour per class or track id."""
+    hue = (key * 47) % 180
+    hsv = np.uint8([[[hue, 200, 255]]])
+    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
+    return int(b), int(g), int(r)
+
+
+def _label(img: NDArray[np.uint8], text: str, x: int, y: int, color: tuple[int, int, int]) -> None:
+    scale = max(0.4, min(img.shape[:2]) / 900)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    y = max(y, th + base + 2)
+    cv2.rectangle(img, (x, y - th - base - 2), (x + tw + 2, y), color, -1)
+    cv2.putText(img, text, (x + 1, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def draw_detections(img: NDArray[np.uint8], dets: Detections) -> NDArray[np.uint8]:
+    """Boxes, labels, scores and track ids drawn in place on img (BGR uint8, source pixels)."""
+    thick = max(1, round(min(img.shape[:2]) / 400))
+    for i in range(len(dets)):
+        x1, y1, x2, y2 = (int(round(v)) for v in dets.xyxy[i])
+        tid = None if dets.tracker_id is None else int(dets.tracker_id[i])
+        color = _color(int(dets.class_id[i]) if tid is None or tid < 0 else tid)
+        cv2.rectangle(img, (x1, y1), (x2, y2), color, thick)
+        text = f"{dets.label(i)} {dets.confidence[i]:.2f}"
+        if tid is not None and tid >= 0:
+            text = f"#{tid} {text}"
+        _label(img, text, x1, y1, color)
+    return img
+
+
+def draw_faces(img: NDArray[np.uint8], faces: Faces) -> NDArray[np.uint8]:
+    """Face boxes, the 5 landmarks and identity/liveness labels drawn in place on img."""
+    thick = max(1, round(min(img.shape[:2]) / 400))
+    for i in range(len(faces)):
+        x1, y1, x2, y2 = (int(round(v)) for v in faces.xyxy[i])
+        name = faces.identity[i] if faces.identity is not None else ""
+        color = (0, 200, 0) if name else (0, 165, 255)
+        cv2.rectangle(img, (x1, y1), (x2, y2), color, thick)
+        for (px, py) in faces.landmarks[i]:
+            cv2.circle(img, (int(round(px)), int(round(py))), thick + 1, (255, 0, 255), -1)
+        parts = [name or ("unknown" if faces.identity is not None else f"face {faces.score[i]:.2f}")]
+        if faces.match_score is not None:
+            parts.append(f"{faces.match_score[i]:.2f}")
+        if faces.liveness is not None:
+            parts.append(f"live {faces.liveness[i]:.2f}")
+        _label(img, " ".join(parts), x1, y1, color)
+    return img
+
+
+def render_result(result: FrameResult) -> FrameResult:
+    """Final pipeline step: annotations drawn on a copy of result.image."""
+    if not (result.detections is not None and len(result.detections)) and not (
+            result.faces is not None and len(result.faces)):
+        return result
+    img = result.image.copy()
+    if result.detections is not None:
+        draw_detections(img, result.detections)
+    if result.faces is not None:
+        draw_faces(img, result.faces)
+    return replace(result, image=img)

@@ -1,0 +1,101 @@
+"""Pipeline: runs the enabled stages on a Frame, times each, returns a FrameResult.
+
+A stage is a small class with a `name` and `process(result) -> result` that adds its part (detections,
+faces, a mask, a rendered image) to the frame's result with dataclasses.replace — frames and results are
+never mutated. A stage that raises is logged with its traceback once per kind of error, counted, and
+reported in result.errors; the other stages still run and the loop goes on.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Callable, Iterable, Protocol, runtime_checkable
+
+from vision_app.types import Frame, FrameResult
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Stage(Protocol):
+    name: str
+
+    def process(self, result: FrameResult) -> FrameResult: ...
+
+    def close(self) -> None: ...
+
+
+class PassThroughStage:
+    """Does nothing but copy the frame into the result: exercises the loop end to end."""
+
+    name = "passthrough"
+
+    def process(self, result: FrameResult) -> FrameResult:
+        return result
+
+    def close(self) -> None:
+        pass
+
+
+ErrorCallback = Callable[[str, str], None]  # (stage name, message)
+
+
+class Pipeline:
+    def __init__(self, stages: Iterable[Stage], *, render: Callable[[FrameResult], FrameResult] | None = None,
+                 on_error: ErrorCallback | None = None, disable_after: int = 0) -> None:
+        """render: optional final step (draws annotations on a copy; timed as 'draw').
+        disable_after: disable a stage after this many consecutive failures (0 = never)."""
+        self.stages = list(stages)
+        self.render = render
+        self.on_error = on_error
+        self.disable_after = disable_after
+        self.error_counts: dict[tuple[str, str], int] = {}
+        self._consecutive: dict[str, int] = {}
+        self.disabled: set[str] = set()
+
+    def _failed(self, stage: str, exc: BaseException) -> str:
+        kind = (stage, type(exc).__name__)
+        n = self.error_counts.get(kind, 0) + 1
+        self.error_counts[kind] = n
+        msg = f"stage '{stage}' failed: {type(exc).__name__}: {exc}"
+        if n == 1:  # once per kind, with the traceback; later ones are only counted
+            log.error("%s", msg, exc_info=exc)
+            if self.on_error:
+                try:
+                    self.on_error(stage, msg)
+                except Exception:
+                    log.exception("error callback failed")
+        c = self._consecutive[stage] = self._consecutive.get(stage, 0) + 1
+        if self.disable_after and c >= self.disable_after and stage not in self.disabled:
+            self.disabled.add(stage)
+            note = f"stage '{stage}' disabled after {c} consecutive failures (last: {exc})"
+            log.error("%s", note)
+            if self.on_error:
+                self.on_error(stage, note)
+        return msg
+
+    def run(self, frame: Frame) -> FrameResult:
+        result = FrameResult(frame=frame, image=frame.image)
+        timings: dict[str, float] = {}
+        errors: list[str] = []
+        steps: list[tuple[str, Callable[[FrameResult], FrameResult]]] = [
+            (s.name, s.process) for s in self.stages if s.name not in self.disabled]
+        if self.render is not None:
+            steps.append(("draw", self.render))
+        for name, fn in steps:
+            t = time.perf_counter()
+            try:
+                result = fn(result)
+                self._consecutive[name] = 0
+            except Exception as exc:
+                errors.append(self._failed(name, exc))
+            timings[name] = time.perf_counter() - t
+        return replace(result, timings=timings, errors=tuple(errors), done_time=time.monotonic())
+
+    def close(self) -> None:
+        for s in self.stages:
+            try:
+                s.close()
+            except Exception:
+                log.exception("closing stage %s failed", s.name)

@@ -1,0 +1,229 @@
+"""Worker thread: slot → pipeline → sinks, with stats (fps, drops, latency percentiles).
+
+`LiveRun` wires one source end to end (source → capture thread → LatestSlot → runner → sinks) and is
+what the CLI, the GUI and the monitor all use.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import cv2
+import numpy as np
+
+from vision_app.capture import CaptureThread, LatestSlot
+from vision_app.errors import VisionAppError
+from vision_app.pipeline import Pipeline
+from vision_app.sources import FrameSource
+from vision_app.types import Frame, FrameResult
+
+log = logging.getLogger(__name__)
+
+StatusCallback = Callable[[str, str], None]
+
+
+class Sink(Protocol):
+    def write(self, result: FrameResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CallbackSink:
+    """Calls fn(result) for every result (the GUI bridge uses this)."""
+
+    def __init__(self, fn: Callable[[FrameResult], Any]) -> None:
+        self.fn = fn
+
+    def write(self, result: FrameResult) -> None:
+        self.fn(result)
+
+    def close(self) -> None:
+        pass
+
+
+class VideoWriterSink:
+    """Writes result.image to a video file. The size is fixed by the first frame; later frames of another
+    size (a camera that reconnected at another resolution) are resized to it."""
+
+    def __init__(self, path: str | Path, fps: float, codec: str = "mp4v") -> None:
+        self.path = Path(path)
+        self.fps = fps if fps > 0 else 25.0
+        self.codec = codec
+        self._writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, result: FrameResult) -> None:
+        img = result.image
+        if self._writer is None:
+            if self.path.parent and not self.path.parent.exists():
+                raise VisionAppError(f"cannot record to {self.path}: folder {self.path.parent} does not exist")
+            self.size = (img.shape[1], img.shape[0])
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.codec), self.fps,
+                                           self.size)
+            if not self._writer.isOpened():
+                self._writer = None
+                raise VisionAppError(f"cannot record to {self.path}: OpenCV has no writer for codec "
+                                     f"'{self.codec}' and this extension (try .mp4 with mp4v or .avi with MJPG)")
+        if (img.shape[1], img.shape[0]) != self.size:
+            img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(np.ascontiguousarray(img))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(np.asarray(values), q)) * 1000.0 if values else None
+
+
+class RunStats:
+    """Collects per-frame timings; summary() gives the numbers the CLI prints and saves (ms, fps)."""
+
+    def __init__(self) -> None:
+        self.processed = 0
+        self.errors = 0
+        self.stage_times: dict[str, list[float]] = {}
+        self.latencies: list[float] = []
+        self.t_first: float | None = None
+        self.t_last: float | None = None
+        self._lock = threading.Lock()
+
+    def add(self, result: FrameResult) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if self.t_first is None:
+                self.t_first = result.frame.timestamp
+            self.t_last = now
+            self.processed += 1
+            self.errors += len(result.errors)
+            for name, t in result.timings.items():
+                self.stage_times.setdefault(name, []).append(t)
+            self.latencies.append(result.latency)
+
+    def fps(self) -> float:
+        if self.t_first is None or self.t_last is None or self.processed == 0:
+            return 0.0
+        span = self.t_last - self.t_first
+        return self.processed / span if span > 0 else 0.0
+
+    def summary(self, read: int, dropped: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        with self._lock:
+            out: dict[str, Any] = {
+                "frames_read": read,
+                "frames_processed": self.processed,
+                "frames_dropped": dropped,
+                "stage_errors": self.errors,
+                "throughput_fps": round(self.fps(), 2),
+                "stage_latency_ms": {n: {"p50": _pct(v, 50), "p95": _pct(v, 95)}
+                                     for n, v in self.stage_times.items()},
+                "capture_to_result_ms": {"p50": _pct(self.latencies, 50), "p95": _pct(self.latencies, 95)},
+            }
+        out.update(extra or {})
+        return out
+
+
+class Runner(threading.Thread):
+    """Takes frames from the slot, runs the pipeline, hands results to the sinks. A sink that fails is
+    reported once and removed; the loop never dies silently."""
+
+    def __init__(self, slot: LatestSlot[Frame], pipeline: Pipeline, sinks: Iterable[Sink] = (),
+                 on_status: StatusCallback | None = None, name: str = "runner") -> None:
+        super().__init__(name=name, daemon=True)
+        self.slot = slot
+        self.pipeline = pipeline
+        self.sinks = list(sinks)
+        self.on_status = on_status or (lambda kind, msg: None)
+        self.stats = RunStats()
+        self._stop_event = threading.Event()
+        self.paused = threading.Event()
+        self.error: str | None = None
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def _status(self, kind: str, msg: str) -> None:
+        try:
+            self.on_status(kind, msg)
+        except Exception:
+            log.exception("status callback failed")
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                frame = self.slot.get(timeout=0.1)
+                if frame is None:
+                    if self.slot.closed:
+                        break
+                    continue
+                if self.paused.is_set():
+                    continue
+                result = self.pipeline.run(frame)
+                self.stats.add(result)
+                for sink in list(self.sinks):
+                    try:
+                        sink.write(result)
+                    except Exception as exc:
+                        msg = f"output {type(sink).__name__} failed and was stopped: {exc}"
+                        log.error("%s", msg, exc_info=not isinstance(exc, VisionAppError))
+                        self._status("error", msg)
+                        self.sinks.remove(sink)
+                        self.error = msg
+        except Exception as exc:
+            log.exception("runner crashed")
+            self.error = f"runner crashed: {exc}"
+            self._status("error", self.error)
+        finally:
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception:
+                    log.exception("closing sink failed")
+
+
+class LiveRun:
+    """source → capture thread → LatestSlot → runner thread → sinks."""
+
+    def __init__(self, source: FrameSource, pipeline: Pipeline, sinks: Iterable[Sink] = (), *,
+                 mode: str = "offline", max_frames: int = 0, on_status: StatusCallback | None = None,
+                 reconnect: tuple[float, float, int] = (0.5, 10.0, 0)) -> None:
+        self.source = source
+        self.pipeline = pipeline
+        self.slot: LatestSlot[Frame] = LatestSlot(drop=source.live or mode == "paced")
+        self.capture = CaptureThread(source, self.slot, mode=mode, max_frames=max_frames,
+                                     reconnect_initial_s=reconnect[0], reconnect_max_s=reconnect[1],
+                                     reconnect_attempts=reconnect[2], on_status=on_status)
+        self.runner = Runner(self.slot, pipeline, sinks, on_status=on_status,
+                             name=f"runner[{source.source_id}]")
+
+    def start(self) -> "LiveRun":
+        self.runner.start()
+        self.capture.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the source ended and the runner drained it. True when finished."""
+        self.runner.join(timeout)
+        return not self.runner.is_alive()
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Stop both threads; True if both ended within timeout seconds."""
+        self.capture.stop()
+        self.runner.stop()
+        deadline = time.monotonic() + timeout
+        self.capture.join(max(0.0, deadline - time.monotonic()))
+        self.runner.join(max(0.0, deadline - time.monotonic()))
+        return not (self.capture.is_alive() or self.runner.is_alive())
+
+    def summary(self) -> dict[str, Any]:
+        return self.runner.stats.summary(
+            self.capture.stats.read, self.slot.dropped,
+            {"source": self.source.source_id, "reconnects": self.capture.stats.reconnects,
+             "source_failures": self.capture.stats.failures, "source_error": self.capture.error})
+

@@ -1,0 +1,86 @@
+"""Task name → stage builder, imported lazily, and the context builders get.
+
+`--tasks detect,face` builds the pipeline from this table. Each builder is
+`build(ctx: StageContext) -> Stage` in its own module; only the asked-for tasks are imported.
+Stages run in the table's order: image-rendering stages (style, segment) first, then the data stages
+(detect, face) which always read the original frame.image; annotations are drawn last (draw.py).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engines.registry import create_engine, resolve_backend
+from vision_app.config import AppConfig
+from vision_app.errors import ConfigError
+from vision_app.models import ModelStore
+from vision_app.pipeline import Pipeline, Stage
+
+log = logging.getLogger(__name__)
+
+TASKS: dict[str, str] = {
+    "passthrough": "vision_app.pipeline:PassThroughStage",
+    "style": "vision_app.style:build_style_stage",
+    "segment": "vision_app.segment:build_segment_stage",
+    "detect": "vision_app.detect.stage:build_detect_stage",
+    "face": "vision_app.face.stage:build_face_stage",
+}
+
+
+@dataclass
+class StageContext:
+    """What a stage builder needs: config, model folder, and an engine factory for the chosen backend."""
+
+    config: AppConfig
+    models: ModelStore | None
+    backend: str = ""
+    backend_reason: str = ""
+    on_status: Callable[[str, str], None] | None = None
+    engines: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.backend:  # resolved once: every stage of a run uses the same backend
+            self.backend, self.backend_reason = resolve_backend(self.config.engine.backend)
+            log.info("engine backend: %s (%s)", self.backend, self.backend_reason)
+
+    def engine(self, model_name: str, **options: Any) -> Any:
+        """Load a manifest model (checksum verified) with the context's backend."""
+        if self.models is None:
+            raise ConfigError(f"model '{model_name}' needed but no model folder is set (--models)")
+        path = self.models.path(model_name)
+        opts: dict[str, Any] = {"name": model_name}
+        if self.backend == "onnxruntime":
+            opts.update(threads=self.config.engine.threads, providers=self.config.engine.providers)
+        opts.update(options)
+        eng = create_engine(path, self.backend, **opts)
+        self.engines.append(eng)
+        return eng
+
+
+def parse_tasks(text: str | list[str] | None) -> list[str]:
+    if not text:
+        return ["passthrough"]
+    items = text if isinstance(text, list) else [text]
+    tasks = [t.strip() for item in items for t in item.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ConfigError(f"unknown task(s) {unknown}; choose from {', '.join(TASKS)}")
+    return sorted(set(tasks), key=list(TASKS).index)
+
+
+def build_stage(task: str, ctx: StageContext) -> Stage:
+    module, attr = TASKS[task].split(":")
+    try:
+        builder = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"task '{task}' is not available in this build: {exc}") from exc
+    return builder(ctx) if attr.startswith("build_") else builder()
+
+
+def build_pipeline(tasks: list[str], ctx: StageContext, **pipeline_options: Any) -> Pipeline:
+    from vision_app.draw import render_result
+
+    stages = [build_stage(t, ctx) for t in tasks]
+    return Pipeline(stages, render=render_result, **pipeline_options)
