@@ -50,13 +50,13 @@ def setup_logging(verbose: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["gui", *(argv or [])]) if "gui" in parser._subparsers._group_actions[0].choices \
-            else None  # type: ignore[union-attr]
-        if args is None:
+    if args.command is None:  # no sub-command: the desktop window, when the UI is installed
+        if "gui" not in _registered(parser):
             parser.print_help()
             return 2
+        args = parser.parse_args(["gui", *argv])
     setup_logging(getattr(args, "verbose", 0))
     try:
         return int(args.func(args) or 0)
@@ -66,3 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _registered(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
