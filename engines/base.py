@@ -20,9 +20,11 @@ class TensorSpec:
     shape: tuple[int | None, ...]
     dtype: np.dtype
 
+    def shape_text(self) -> str:
+        return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+
     def describe(self) -> str:
-        dims = "x".join("?" if d is None else str(d) for d in self.shape)
-        return f"{self.name}[{dims}] {np.dtype(self.dtype).name}"
+        return f"{self.name}{self.shape_text()} {np.dtype(self.dtype).name}"
 
     def check(self, arr: np.ndarray, model: str) -> None:
         """Raise EngineError unless arr matches this spec (dynamic dims match anything)."""
@@ -32,7 +34,7 @@ class TensorSpec:
             raise EngineError(f"{model}: input '{self.name}' expected dtype {np.dtype(self.dtype).name}, "
                               f"got {arr.dtype.name}; convert the feed with .astype()")
         if arr.ndim != len(self.shape) or any(e is not None and e != g for e, g in zip(self.shape, arr.shape)):
-            raise EngineError(f"{model}: input '{self.name}' expected shape {self.describe().split()[0]}, "
+            raise EngineError(f"{model}: input '{self.name}' expected shape {self.shape_text()}, "
                               f"got {list(arr.shape)}")
 
 

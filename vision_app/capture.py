@@ -105,6 +105,8 @@ class CaptureThread(threading.Thread):
         self.ended = threading.Event()  # set when the source reached its end (or failed for good)
         self._stop_event = threading.Event()
         self._index = 0
+        self._attempts = 0                # reconnect attempts since the last frame read
+        self._delay = reconnect_initial_s
         self._shape: tuple[int, ...] | None = None
 
     def stop(self) -> None:
@@ -120,22 +122,22 @@ class CaptureThread(threading.Thread):
             log.exception("status callback failed")
 
     def _reconnect(self) -> bool:
-        delay, cap = self.backoff
-        attempt = 0
+        """Reopen the source with exponential backoff. The delay and the attempt count carry over until a
+        frame is actually read, so a source that opens but never delivers still backs off and gives up."""
         while not self._stop_event.is_set():
-            attempt += 1
-            if self.reconnect_attempts and attempt > self.reconnect_attempts:
+            self._attempts += 1
+            if self.reconnect_attempts and self._attempts > self.reconnect_attempts:
                 return False
-            if self._stop_event.wait(delay):
+            if self._stop_event.wait(self._delay):
                 return False
+            self._delay = min(self._delay * 2, self.backoff[1])
             try:
                 self.source.open()
             except SourceError as exc:
-                log.info("reconnect attempt %d to %s failed: %s", attempt, self.source.source_id, exc)
-                delay = min(delay * 2, cap)
+                log.info("reconnect attempt %d to %s failed: %s", self._attempts, self.source.source_id, exc)
                 continue
             self.stats.reconnects += 1
-            self._emit("reconnected", f"source reconnected after {attempt} attempt(s)")
+            self._emit("reconnected", f"source reconnected (attempt {self._attempts})")
             return True
         return False
 
@@ -177,6 +179,7 @@ class CaptureThread(threading.Thread):
                     log.info("%s: resolution changed from %s to %s", self.source.source_id,
                              self._shape[1::-1], img.shape[1::-1])
                 self._shape = img.shape
+                self._attempts, self._delay = 0, self.backoff[0]
                 if pace:
                     wait_until(t0 + self._index / fps)
                 frame = Frame(img, self._index, time.monotonic(), self.source.source_id)

@@ -196,6 +196,7 @@ class ImageFolderSource:
 class TestPatternSource:
     """A generated moving pattern with the frame counter drawn in: for use without a camera."""
 
+    __test__ = False  # not a pytest test class despite the name
     live = True
 
     def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0) -> None:
