@@ -28,3 +28,35 @@ def identity_photos(media_dir: Path) -> dict[str, list[Path]]:
 @pytest.fixture(scope="session")
 def carphone_frames(media_dir: Path) -> list[np.ndarray]:
     return read_video(media_dir / "video" / "carphone_face_176x144.mp4")
+
+
+@pytest.fixture(scope="session")
+def face_embedder(stage_context, store):
+    from vision_app.face.embedder import FaceEmbedder
+
+    name = stage_context.config.face.embedder
+    return FaceEmbedder(stage_context.engine(name), name, store.entry(name).version)
+
+
+def largest(faces) -> int:
+    """Index of the largest face box (the subject of a portrait)."""
+    wh = faces.xyxy[:, 2:] - faces.xyxy[:, :2]
+    return int(np.argmax(wh[:, 0] * wh[:, 1]))
+
+
+@pytest.fixture(scope="session")
+def identity_embeddings(face_detector, face_embedder, identity_photos):
+    """(labels (M,), embeddings (M, 128)) for the largest face of every identity photo."""
+    from face_media import read_image
+    from vision_app.face.align import align_face
+
+    labels, crops = [], []
+    for person, paths in identity_photos.items():
+        for p in paths:
+            img = read_image(p)
+            faces = face_detector.detect(img)
+            if len(faces) == 0:
+                pytest.fail(f"no face in {p}")
+            crops.append(align_face(img, faces.landmarks[largest(faces)]))
+            labels.append(person)
+    return np.array(labels), face_embedder.embed(crops)

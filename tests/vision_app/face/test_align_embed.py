@@ -1,0 +1,96 @@
+"""Alignment geometry and MobileFaceNet embeddings on the identity photos."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from face_media import read_image
+from vision_app.face.align import ARCFACE_TEMPLATE, align_face, similarity_transform
+
+
+def _apply(m, pts):
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+@pytest.mark.parametrize("angle_deg,scale,shift", [
+    (0.0, 1.0, (0.0, 0.0)), (0.0, 2.5, (10.0, -4.0)), (30.0, 0.5, (100.0, 200.0)),
+    (-75.0, 3.0, (-20.0, 7.5)), (180.0, 1.2, (0.0, 50.0)),
+])
+def test_similarity_transform_recovers_known_transform(angle_deg, scale, shift):
+    a = np.deg2rad(angle_deg)
+    m_true = np.array([[scale * np.cos(a), -scale * np.sin(a), shift[0]],
+                       [scale * np.sin(a), scale * np.cos(a), shift[1]]])
+    src = ARCFACE_TEMPLATE.astype(np.float64)
+    m = similarity_transform(src, _apply(m_true, src))
+    np.testing.assert_allclose(m, m_true, atol=1e-6)
+
+
+def test_similarity_transform_is_least_squares_with_noise():
+    rng = np.random.default_rng(0)
+    src = ARCFACE_TEMPLATE.astype(np.float64) * 3 + 40
+    noisy = src + rng.normal(0, 0.5, src.shape)
+    m = similarity_transform(noisy, ARCFACE_TEMPLATE)
+    assert np.abs(_apply(m, noisy) - ARCFACE_TEMPLATE).max() < 2.0
+    assert np.sqrt(abs(np.linalg.det(m[:, :2]))) == pytest.approx(1 / 3, rel=0.05)
+
+
+def test_similarity_transform_rejects_degenerate_points():
+    with pytest.raises(ValueError, match="coincide"):
+        similarity_transform(np.ones((5, 2)), ARCFACE_TEMPLATE)
+    with pytest.raises(ValueError, match="K, 2"):
+        similarity_transform(np.ones((1, 2)), np.ones((1, 2)))
+
+
+def test_align_maps_landmarks_onto_template():
+    # a synthetic image with bright dots at the landmarks: after alignment the dots sit on the template
+    img = np.zeros((400, 300, 3), np.uint8)
+    lm = (ARCFACE_TEMPLATE * 2.2 + [60, 90]).astype(np.float32)
+    for x, y in lm:
+        cv2.circle(img, (int(round(x)), int(round(y))), 3, (255, 255, 255), -1)
+    out = align_face(img, lm)
+    assert out.shape == (112, 112, 3) and out.dtype == np.uint8
+    for x, y in ARCFACE_TEMPLATE:
+        assert out[int(round(y)), int(round(x))].min() > 200
+
+
+def test_align_agrees_with_opencv_aligncrop(face_detector, models_dir, media_dir):
+    img = read_image(media_dir / "scenes" / "astronaut.png")
+    f = face_detector.detect(img)
+    row = np.r_[f.xyxy[0, :2], f.xyxy[0, 2:] - f.xyxy[0, :2], f.landmarks[0].ravel(), f.score[0]]
+    rec = cv2.FaceRecognizerSF.create(str(models_dir / "face" / "mobilefacenet_128d.onnx"), "")
+    ref = rec.alignCrop(img, row.astype(np.float32)[None])
+    assert np.abs(align_face(img, f.landmarks[0]).astype(int) - ref.astype(int)).mean() < 0.5
+
+
+def test_embedding_shape_norm_and_batch_forms(face_embedder, face_detector, media_dir):
+    img = read_image(media_dir / "scenes" / "group6.jpg")
+    faces = face_detector.detect(img)
+    crops = [align_face(img, lm) for lm in faces.landmarks]
+    e_list = face_embedder.embed(crops)
+    e_arr = face_embedder.embed(np.stack(crops))
+    assert e_list.shape == (6, 128) and e_list.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e_list, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(e_list, e_arr, atol=1e-6)
+    np.testing.assert_allclose(face_embedder.embed(crops[2]), e_list[2:3], atol=1e-6)
+    assert face_embedder.embed([]).shape == (0, 128)
+    assert face_embedder.model_name == "mobilefacenet" and face_embedder.model_version == "128d-1"
+
+
+def test_embed_rejects_unaligned_crop(face_embedder):
+    with pytest.raises(ValueError, match="112, 112, 3"):
+        face_embedder.embed([np.zeros((100, 100, 3), np.uint8)])
+
+
+def test_same_person_scores_clearly_higher(identity_embeddings):
+    labels, emb = identity_embeddings
+    sim = emb @ emb.T
+    same = labels[:, None] == labels[None, :]
+    iu = np.triu_indices(len(labels), 1)
+    genuine, impostor = sim[iu][same[iu]], sim[iu][~same[iu]]
+    assert genuine.mean() > 0.6 and impostor.mean() < 0.15, (genuine.mean(), impostor.mean())
+    assert genuine.mean() - impostor.mean() > 0.5
+    # leave-one-out nearest neighbour: the most similar other photo is the same person
+    np.fill_diagonal(sim, -2)
+    nn_ok = labels[sim.argmax(1)] == labels
+    assert nn_ok.mean() >= 0.95, f"nearest neighbour right for {nn_ok.mean():.0%}"

@@ -1,0 +1,62 @@
+"""Face alignment: a 5-point similarity transform to the ArcFace 112x112 template.
+
+The transform is the closed-form least-squares similarity (Umeyama 1991): deterministic, unlike the
+RANSAC/LMedS fits of cv2.estimateAffinePartial2D, so the same photo always gives the same template.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+ALIGNED_SIZE = 112
+# ArcFace template in 112x112 crop pixels: right eye, left eye, nose tip, right and left mouth corner
+# (the subject's right/left; the same order as YuNet's landmarks).
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
+
+
+def similarity_transform(src: NDArray[np.float32], dst: NDArray[np.float32]) -> NDArray[np.float64]:
+    """Least-squares similarity (rotation, uniform scale, translation, no reflection) mapping src → dst.
+
+    src, dst: (K, 2) point sets in pixels (K >= 2). Returns the (2, 3) float64 matrix M such that
+    dst ≈ M @ [x, y, 1].
+    """
+    src = np.asarray(src, np.float64).reshape(-1, 2)
+    dst = np.asarray(dst, np.float64).reshape(-1, 2)
+    if src.shape != dst.shape or src.shape[0] < 2:
+        raise ValueError(f"similarity_transform: expected two (K, 2) point sets with K >= 2 of the same "
+                         f"shape, got {src.shape} and {dst.shape}")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s_c, d_c = src - mu_s, dst - mu_d
+    var_s = (s_c ** 2).sum() / len(src)
+    if var_s < 1e-12:
+        raise ValueError("similarity_transform: the source points coincide; cannot fit a transform")
+    cov = d_c.T @ s_c / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:  # no reflections
+        d[1] = -1
+    rot = u @ np.diag(d) @ vt
+    scale = (sig * d).sum() / var_s
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def align_face(image_bgr: NDArray[np.uint8], landmarks5: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """Warp one face to the ArcFace template.
+
+    image_bgr: (H, W, 3) uint8 BGR source image. landmarks5: (5, 2) float32 source pixels in YuNet's
+    order (right eye, left eye, nose, right mouth, left mouth). Returns (112, 112, 3) uint8 BGR; pixels
+    outside the source are black.
+    """
+    lm = np.asarray(landmarks5, np.float32)
+    if lm.shape != (5, 2):
+        raise ValueError(f"align_face: expected (5, 2) landmarks, got {lm.shape}")
+    if not isinstance(image_bgr, np.ndarray) or image_bgr.dtype != np.uint8 or image_bgr.ndim != 3:
+        raise ValueError("align_face: expected an (H, W, 3) uint8 BGR image")
+    m = similarity_transform(lm, ARCFACE_TEMPLATE)
+    return cv2.warpAffine(image_bgr, m, (ALIGNED_SIZE, ALIGNED_SIZE), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
