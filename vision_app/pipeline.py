@@ -2,7 +2,12 @@
 
 A stage is a small class with a `name` and `process(result) -> result` that adds its part (detections,
 faces, a mask, a rendered image) to the frame's result with dataclasses.replace — frames and results are
-never mutated. A stage that raises is logged with its traceback once per kind of error, counted, and
+never mutated.
+
+Stateful work (a tracker, temporal smoothing, liveness over time) goes in an optional
+`finish(result) -> result` method. `process` must be independent per frame (it may run for several
+frames at once on different workers, each with its own stage instance); `finish` always runs in frame
+order, on one stage instance, after every stage's `process`. Then annotations are drawn (render). A stage that raises is logged with its traceback once per kind of error, counted, and
 reported in result.errors; the other stages still run and the loop goes on.
 """
 from __future__ import annotations
@@ -75,14 +80,8 @@ class Pipeline:
                 self.on_error(stage, note)
         return msg
 
-    def run(self, frame: Frame) -> FrameResult:
-        result = FrameResult(frame=frame, image=frame.image)
-        timings: dict[str, float] = {}
-        errors: list[str] = []
-        steps: list[tuple[str, Callable[[FrameResult], FrameResult]]] = [
-            (s.name, s.process) for s in self.stages if s.name not in self.disabled]
-        if self.render is not None:
-            steps.append(("draw", self.render))
+    def _steps(self, result: FrameResult, steps: list[tuple[str, Callable[[FrameResult], FrameResult]]],
+               timings: dict[str, float], errors: list[str]) -> FrameResult:
         for name, fn in steps:
             t = time.perf_counter()
             try:
@@ -90,8 +89,32 @@ class Pipeline:
                 self._consecutive[name] = 0
             except Exception as exc:
                 errors.append(self._failed(name, exc))
-            timings[name] = time.perf_counter() - t
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
+        return result
+
+    def begin(self, frame: Frame) -> FrameResult:
+        """Every enabled stage's per-frame `process` (safe to run for several frames in parallel on
+        separate Pipeline instances)."""
+        timings: dict[str, float] = {}
+        errors: list[str] = []
+        steps = [(s.name, s.process) for s in self.stages if s.name not in self.disabled]
+        result = self._steps(FrameResult(frame=frame, image=frame.image), steps, timings, errors)
+        return replace(result, timings=timings, errors=tuple(errors))
+
+    def finish(self, result: FrameResult) -> FrameResult:
+        """The stages' in-order `finish` steps, then render; call in frame order."""
+        timings = dict(result.timings)
+        errors = list(result.errors)
+        steps: list[tuple[str, Callable[[FrameResult], FrameResult]]] = [
+            (s.name, s.finish) for s in self.stages  # type: ignore[attr-defined]
+            if s.name not in self.disabled and callable(getattr(s, "finish", None))]
+        if self.render is not None:
+            steps.append(("draw", self.render))
+        result = self._steps(result, steps, timings, errors)
         return replace(result, timings=timings, errors=tuple(errors), done_time=time.monotonic())
+
+    def run(self, frame: Frame) -> FrameResult:
+        return self.finish(self.begin(frame))
 
     def close(self) -> None:
         for s in self.stages:

@@ -131,22 +131,38 @@ class RunStats:
 
 class Runner(threading.Thread):
     """Takes frames from the slot, runs the pipeline, hands results to the sinks. A sink that fails is
-    reported once and removed; the loop never dies silently."""
+    reported once and removed; the loop never dies silently.
+
+    Throughput mode: with extra pipelines (independent copies of the same stages, e.g. one ONNX Runtime
+    session with one thread each), one worker thread per pipeline runs the stages' per-frame `process` on
+    whole frames in parallel, and this thread puts the results back in capture order and runs the
+    in-order `finish` steps (trackers, smoothing), drawing and sinks on the first pipeline. On a 2-core
+    CPU this keeps both cores busy, which one multi-threaded session on small models does not.
+    """
 
     def __init__(self, slot: LatestSlot[Frame], pipeline: Pipeline, sinks: Iterable[Sink] = (),
-                 on_status: StatusCallback | None = None, name: str = "runner") -> None:
+                 on_status: StatusCallback | None = None, name: str = "runner",
+                 extra_pipelines: Iterable[Pipeline] = ()) -> None:
         super().__init__(name=name, daemon=True)
         self.slot = slot
         self.pipeline = pipeline
+        self.pipelines = [pipeline, *extra_pipelines]
         self.sinks = list(sinks)
         self.on_status = on_status or (lambda kind, msg: None)
         self.stats = RunStats()
         self._stop_event = threading.Event()
         self.paused = threading.Event()
         self.error: str | None = None
+        self._done: dict[int, FrameResult | None] = {}
+        self._cond = threading.Condition()
+        self._get_lock = threading.Lock()
+        self._seq = 0
+        self._workers_left = 0
 
     def stop(self) -> None:
         self._stop_event.set()
+        with self._cond:
+            self._cond.notify_all()
 
     def _status(self, kind: str, msg: str) -> None:
         try:
@@ -154,27 +170,84 @@ class Runner(threading.Thread):
         except Exception:
             log.exception("status callback failed")
 
-    def run(self) -> None:
-        try:
-            while not self._stop_event.is_set():
+    def _deliver(self, result: FrameResult) -> None:
+        self.stats.add(result)
+        for sink in list(self.sinks):
+            try:
+                sink.write(result)
+            except Exception as exc:
+                msg = f"output {type(sink).__name__} failed and was stopped: {exc}"
+                log.error("%s", msg, exc_info=not isinstance(exc, VisionAppError))
+                self._status("error", msg)
+                self.sinks.remove(sink)
+                self.error = msg
+
+    def _next_frame(self) -> tuple[int, Frame | None] | None:
+        """(sequence number, frame or None when paused); None when the stream ended or stop()."""
+        while not self._stop_event.is_set():
+            with self._get_lock:
                 frame = self.slot.get(timeout=0.1)
                 if frame is None:
                     if self.slot.closed:
-                        break
+                        return None
                     continue
-                if self.paused.is_set():
-                    continue
-                result = self.pipeline.run(frame)
-                self.stats.add(result)
-                for sink in list(self.sinks):
+                seq = self._seq
+                self._seq += 1
+            return seq, (None if self.paused.is_set() else frame)
+        return None
+
+    def _run_single(self) -> None:
+        while (item := self._next_frame()) is not None:
+            if item[1] is not None:
+                self._deliver(self.pipeline.run(item[1]))
+
+    def _worker(self, pipeline: Pipeline) -> None:
+        try:
+            while (item := self._next_frame()) is not None:
+                seq, frame = item
+                partial = None
+                if frame is not None:
                     try:
-                        sink.write(result)
-                    except Exception as exc:
-                        msg = f"output {type(sink).__name__} failed and was stopped: {exc}"
-                        log.error("%s", msg, exc_info=not isinstance(exc, VisionAppError))
-                        self._status("error", msg)
-                        self.sinks.remove(sink)
-                        self.error = msg
+                        partial = pipeline.begin(frame)
+                    except Exception:
+                        log.exception("worker %s failed on frame %d", threading.current_thread().name,
+                                      frame.index)
+                with self._cond:
+                    self._done[seq] = partial
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._workers_left -= 1
+                self._cond.notify_all()
+
+    def _run_parallel(self) -> None:
+        self._workers_left = len(self.pipelines)
+        workers = [threading.Thread(target=self._worker, args=(p,), name=f"{self.name}-w{i}", daemon=True)
+                   for i, p in enumerate(self.pipelines)]
+        for w in workers:
+            w.start()
+        nxt = 0
+        while True:
+            with self._cond:
+                while nxt not in self._done and not self._stop_event.is_set():
+                    if self._workers_left == 0 and nxt not in self._done:
+                        break
+                    self._cond.wait(0.1)
+                if nxt not in self._done:
+                    break
+                partial = self._done.pop(nxt)
+            nxt += 1
+            if partial is not None:
+                self._deliver(self.pipeline.finish(partial))
+        for w in workers:
+            w.join(1.0)
+
+    def run(self) -> None:
+        try:
+            if len(self.pipelines) > 1:
+                self._run_parallel()
+            else:
+                self._run_single()
         except Exception as exc:
             log.exception("runner crashed")
             self.error = f"runner crashed: {exc}"
@@ -192,7 +265,8 @@ class LiveRun:
 
     def __init__(self, source: FrameSource, pipeline: Pipeline, sinks: Iterable[Sink] = (), *,
                  mode: str = "offline", max_frames: int = 0, on_status: StatusCallback | None = None,
-                 reconnect: tuple[float, float, int] = (0.5, 10.0, 0)) -> None:
+                 reconnect: tuple[float, float, int] = (0.5, 10.0, 0),
+                 extra_pipelines: Iterable[Pipeline] = ()) -> None:
         self.source = source
         self.pipeline = pipeline
         self.slot: LatestSlot[Frame] = LatestSlot(drop=source.live or mode == "paced")
@@ -200,7 +274,7 @@ class LiveRun:
                                      reconnect_initial_s=reconnect[0], reconnect_max_s=reconnect[1],
                                      reconnect_attempts=reconnect[2], on_status=on_status)
         self.runner = Runner(self.slot, pipeline, sinks, on_status=on_status,
-                             name=f"runner[{source.source_id}]")
+                             name=f"runner[{source.source_id}]", extra_pipelines=extra_pipelines)
 
     def start(self) -> "LiveRun":
         self.runner.start()

@@ -107,3 +107,42 @@ def test_live_run_stop_joins_threads_within_a_second() -> None:
     assert run.stop(timeout=1.0)
     assert time.monotonic() - t0 < 1.0
     assert run.summary()["frames_processed"] > 5
+
+
+class SlowStatefulStage:
+    """process is slow and per-frame; finish is stateful and must see frames in order."""
+
+    name = "stateful"
+
+    def __init__(self, log: list[int]) -> None:
+        self.log = log
+
+    def process(self, result: FrameResult) -> FrameResult:
+        import time
+        time.sleep(0.002 * (1 + result.frame.index % 3))  # uneven, so workers finish out of order
+        return replace(result, extras={"worker": id(self)})
+
+    def finish(self, result: FrameResult) -> FrameResult:
+        self.log.append(result.frame.index)
+        return result
+
+    def close(self) -> None:
+        pass
+
+
+def test_throughput_mode_keeps_order_and_runs_finish_in_order(media_dir: Path) -> None:
+    finished: list[int] = []
+    delivered: list[int] = []
+    workers: set[int] = set()
+    main = Pipeline([SlowStatefulStage(finished)])
+    extra = Pipeline([SlowStatefulStage([])])
+    src = open_source(str(media_dir / "video/carphone_face_176x144.mp4"))
+
+    def sink(r: FrameResult) -> None:
+        delivered.append(r.frame.index)
+        workers.add(r.extras["worker"])
+    run = LiveRun(src, main, [CallbackSink(sink)], extra_pipelines=[extra])
+    run.start()
+    assert run.wait(30)
+    assert delivered == list(range(120)) and finished == list(range(120))
+    assert len(workers) == 2  # both pipelines did per-frame work

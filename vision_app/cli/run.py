@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vision_app.cli.common import Progress, app_config, model_store
 from vision_app.errors import SourceError
+from vision_app.pipeline import Pipeline
 from vision_app.runner import LiveRun, VideoWriterSink
 from vision_app.sources import open_source
 from vision_app.stages import StageContext, build_pipeline, parse_tasks
@@ -40,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlay", choices=["color", "blur", "replace", "cutout"], help="segmentation overlay")
     p.add_argument("--style", help="style painting (image path) or fixed-style model (johnson_wave)")
     p.add_argument("--strength", type=float, help="style strength 0..1")
+    p.add_argument("--workers", type=int, help="whole-frame workers, each with its own model sessions "
+                   "(throughput mode; output order is kept). Default from config engine.workers")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
@@ -63,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = app_config(args, **{
         "capture.video_mode": args.video_mode, "detect.model": args.model, "detect.confidence": args.conf,
         "detect.iou": args.iou, "segment.model": args.seg_model, "segment.overlay": args.overlay,
-        "style.style": args.style, "style.strength": args.strength})
+        "style.style": args.style, "style.strength": args.strength, "engine.workers": args.workers})
     tasks = parse_tasks(args.tasks)
     needs_models = any(t != "passthrough" for t in tasks)
     store = model_store(args) if needs_models else None
@@ -73,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if source.live and not args.max_frames:  # type: ignore[attr-defined]
         log.info("live source: runs until Ctrl+C (or pass --max-frames)")
     ctx = StageContext(cfg, store) if store is not None else StageContext(cfg, None, backend="none")  # type: ignore[arg-type]
-    pipeline = build_pipeline(tasks, ctx)
+    pipeline, extra = build_pipelines(tasks, ctx)
     sinks = []
     if args.output:
         fps = cfg.runner.output_fps or source.fps or 25.0  # type: ignore[attr-defined]
@@ -85,7 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = LiveRun(source, pipeline, sinks, mode=cfg.capture.video_mode,  # type: ignore[arg-type]
                   max_frames=args.max_frames,
                   reconnect=(cfg.capture.reconnect_initial_s, cfg.capture.reconnect_max_s,
-                             cfg.capture.reconnect_attempts))
+                             cfg.capture.reconnect_attempts),
+                  extra_pipelines=extra)
     run.start()
     try:
         while not run.wait(0.1):
@@ -98,10 +102,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if progress:
             progress.update(run.runner.stats.processed)
             progress.done()
-        pipeline.close()
+        for p in (pipeline, *extra):
+            p.close()
     summary = run.summary()
     summary["tasks"] = tasks
     summary["backend"] = ctx.backend
+    summary["workers"] = 1 + len(extra)
     if args.output:
         summary["output"] = str(Path(args.output))
     print_summary(summary)
@@ -113,11 +119,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if run.runner.error else 0
 
 
+def build_pipelines(tasks: list[str], ctx: StageContext) -> tuple[Pipeline, list[Pipeline]]:
+    """The main pipeline plus workers-1 independent copies (own engines) for throughput mode. With
+    several workers each ONNX Runtime session gets one thread unless engine.threads says otherwise."""
+    workers = ctx.config.engine.workers
+    if workers > 1 and ctx.config.engine.threads == 0:
+        ctx.config.engine.threads = 1
+    main = build_pipeline(tasks, ctx)
+    return main, [build_pipeline(tasks, ctx) for _ in range(workers - 1)]
+
+
 def print_summary(s: dict) -> None:
     def ms(d: dict) -> str:
         return "-" if d.get("p50") is None else f"p50 {d['p50']:.2f} ms, p95 {d['p95']:.2f} ms"
 
-    lines = [f"source: {s['source']}  tasks: {', '.join(s.get('tasks', []))}  backend: {s.get('backend')}",
+    lines = [f"source: {s['source']}  tasks: {', '.join(s.get('tasks', []))}  backend: {s.get('backend')}"
+             f"  workers: {s.get('workers', 1)}",
              f"frames read {s['frames_read']}, processed {s['frames_processed']}, dropped "
              f"{s['frames_dropped']}, stage errors {s['stage_errors']}",
              f"throughput {s['throughput_fps']:.1f} fps; capture→result {ms(s['capture_to_result_ms'])}"]
