@@ -63,6 +63,10 @@ class FaceConfig:
     embedder: str = "mobilefacenet"
     detect_score: float = 0.6
     gallery: str = ""                 # "" = <user data>/gallery.db
+    min_face_px: float = 40.0         # quality: shorter side of the face box in pixels
+    blur_min: float = 40.0            # quality: min variance of the Laplacian on the aligned 112x112 crop
+    max_yaw_ratio: float = 0.45       # quality: |nose offset from eye midpoint| / eye distance (~39 deg)
+    max_roll_deg: float = 30.0        # quality: |eye-line tilt| in degrees
 
 
 @dataclass
@@ -165,6 +169,10 @@ def validate(cfg: AppConfig) -> None:
         ("engine.workers", 1 <= cfg.engine.workers <= 16, "1..16"),
         ("detect.confidence", 0.0 <= cfg.detect.confidence <= 1.0, "0..1"),
         ("detect.iou", 0.0 <= cfg.detect.iou <= 1.0, "0..1"),
+        ("face.detect_score", 0.0 <= cfg.face.detect_score <= 1.0, "0..1"),
+        ("face.min_face_px", cfg.face.min_face_px >= 0, ">= 0"),
+        ("face.max_yaw_ratio", cfg.face.max_yaw_ratio > 0, "> 0"),
+        ("face.max_roll_deg", 0 < cfg.face.max_roll_deg <= 180, "0..180"),
         ("segment.overlay", cfg.segment.overlay in ("color", "blur", "replace", "cutout"),
          "color | blur | replace | cutout"),
         ("segment.opacity", 0.0 <= cfg.segment.opacity <= 1.0, "0..1"),

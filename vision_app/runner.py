@@ -299,5 +299,6 @@ class LiveRun:
         return self.runner.stats.summary(
             self.capture.stats.read, self.slot.dropped,
             {"source": self.source.source_id, "reconnects": self.capture.stats.reconnects,
-             "source_failures": self.capture.stats.failures, "source_error": self.capture.error})
+             "source_failures": self.capture.stats.failures, "source_error": self.capture.error,
+             "frames_undecodable": getattr(self.source, "skipped_frames", 0)})
 

@@ -131,8 +131,10 @@ class VideoFileSource(_CvCaptureSource):
 
     def __init__(self, path: Path) -> None:
         super().__init__(str(path), str(path), "video file",
-                         "the file is not a video OpenCV can decode (corrupt, or an unsupported codec)")
+                         "the file is not a video OpenCV can decode (corrupt, truncated, or an unsupported "
+                         "codec)")
         self.path = path
+        self.skipped_frames = 0
 
     def open(self) -> None:
         if not self.path.is_file():
@@ -149,7 +151,40 @@ class VideoFileSource(_CvCaptureSource):
 
     def read(self) -> NDArray[np.uint8] | None:
         first, self._first = getattr(self, "_first", None), None
-        return first if first is not None else super().read()
+        if first is not None:
+            return first
+        img = super().read()
+        if img is None and self._cap is not None and self.frame_count:
+            img = self._resync()
+        return img
+
+    def _resync(self) -> NDArray[np.uint8] | None:
+        """Decoding stopped before the container's frame count: corrupt data in the middle. Seek past it
+        (the decoder restarts at the next key frame) and say which frames were lost, instead of ending the
+        run early without a word."""
+        cap, total = self._cap, self.frame_count or 0
+        if cap is None:
+            return None
+        lost_from = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+        if lost_from >= total - 1:
+            return None
+        step = 1
+        target = lost_from + 1
+        while target < total:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+            ok, img = cap.read()
+            if ok and img is not None:
+                resumed = int(cap.get(cv2.CAP_PROP_POS_FRAMES)) - 1
+                self.skipped_frames += max(resumed - lost_from, 1)
+                log.warning("video file %s: frames %d-%d could not be decoded (corrupt data); skipped them",
+                            self.path, lost_from, resumed - 1)
+                return _to_bgr(img)
+            target += step
+            step = min(step * 2, 8)
+        self.skipped_frames += total - lost_from
+        log.warning("video file %s ends early: frames %d-%d of %d could not be decoded (truncated or "
+                    "corrupt file)", self.path, lost_from, total - 1, total)
+        return None
 
 
 class ImageFolderSource:
