@@ -59,10 +59,19 @@ class ModelEntry:
 
     @classmethod
     def from_table(cls, name: str, t: Mapping[str, Any], origin: str) -> "ModelEntry":
+        if not isinstance(t, Mapping):
+            raise ModelError(f"{origin}: model '{name}' must be a table [models.\"{name}\"], got {t!r}")
         for key in ("file", "task", "license"):
             if key not in t:
                 raise ModelError(f"{origin}: model '{name}' has no '{key}' key")
         classes = t.get("classes", ())
+        for key in ("input", "preprocess", "decode"):
+            if not isinstance(t.get(key, {}), Mapping):
+                raise ModelError(f"{origin}: model '{name}': '{key}' must be a table, got {t[key]!r}")
+        if not isinstance(classes, (str, list)) or (isinstance(classes, list)
+                                                     and not all(isinstance(c, str) for c in classes)):
+            raise ModelError(f"{origin}: model '{name}': 'classes' must be a class-set name or a list of "
+                             f"names, got {classes!r}")
         if isinstance(classes, str):
             if classes not in _CLASS_SETS:
                 raise ModelError(f"{origin}: model '{name}': unknown class set '{classes}', "
