@@ -48,18 +48,19 @@ def cmd_import_darknet(args: argparse.Namespace) -> int:
     names = read_names(args.names) if args.names else None
     store = _model_store(args)
     inside = store is not None and output.is_relative_to(store.root)
-    if store is not None:
-        for other, e in store.entries.items():
-            if (store.root / e.file).resolve() == output:
-                raise ModelError(f"{output} is the file of model '{other}'; converting over it would break "
-                                 f"that entry, write to another -o path")
-    if args.append_manifest and store is not None:  # checked before converting: nothing half-done
+    # all checks come before converting, so a refused import leaves nothing half-done
+    if args.append_manifest and store is not None:
         if name in store.entries:
             raise ModelError(f"a model named '{name}' is already in the manifest "
                              f"({store.entries[name].file}); choose another --name")
         if not inside:
             raise ModelError(f"--append-manifest needs the ONNX inside the model folder {store.root}, but "
                              f"-o is {output}; write it to e.g. {store.root / 'detection' / output.name}")
+    if store is not None:
+        for other, e in store.entries.items():
+            if (store.root / e.file).resolve() == output:
+                raise ModelError(f"{output} is the file of model '{other}'; converting over it would break "
+                                 f"that entry, write to another -o path")
     model, sha = convert_darknet(args.cfg, args.weights, output)
     file = output.relative_to(store.root).as_posix() if store is not None and inside else str(output)
     entry = manifest_entry(name, file, sha, model, args.license, names, names_origin=str(args.names))
