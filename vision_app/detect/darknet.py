@@ -52,13 +52,15 @@ class YoloHead:
 
 @dataclass(frozen=True)
 class DarknetModel:
-    """The converted graph plus what the manifest needs. ``input_size`` is (width, height)."""
+    """The converted graph plus what the manifest needs. ``input_size`` is (width, height);
+    ``letterbox`` is the cfg's ``letter_box=1`` (trained on centred letterboxed images, not stretched)."""
 
     model: onnx.ModelProto
     input_name: str
     input_size: tuple[int, int]
     channels: int
     heads: tuple[YoloHead, ...]
+    letterbox: bool = False
 
     @property
     def classes(self) -> int:
@@ -83,6 +85,7 @@ class _GraphBuilder:
         self.width = net.get_int("width")
         self.height = net.get_int("height")
         self.channels = net.get_int("channels", 3)
+        self.letterbox = bool(net.get_int("letter_box", 0))
         if min(self.width, self.height, self.channels) <= 0:
             raise ModelError(f"{net.where()}: width, height and channels must be positive, found "
                              f"{self.width}, {self.height}, {self.channels}")
@@ -315,7 +318,7 @@ def load_darknet(cfg: str | Path, weights: str | Path) -> DarknetModel:
     log.info("converted %s (%d layers, %d yolo heads, weights format %s)", cfg, len(layers),
              len(builder.heads), ".".join(map(str, reader.version)))
     return DarknetModel(model, INPUT_NAME, (builder.width, builder.height), builder.channels,
-                        tuple(builder.heads))
+                        tuple(builder.heads), builder.letterbox)
 
 
 def convert_darknet(cfg: str | Path, weights: str | Path, output: str | Path) -> tuple[DarknetModel, str]:

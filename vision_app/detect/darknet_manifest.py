@@ -67,6 +67,8 @@ def manifest_entry(name: str, file: str, sha256: str, model: DarknetModel, licen
         heads.append(f"  {{ output = {_str(h.output)}, stride = {_num(h.stride)}, "
                      f"anchors = [{anchors}]{extra} }},\n")
     width, height = model.input_size
+    # darknet's letter_box fills with 0.5 (127 of 255)
+    resize = '"letterbox", anchor = "center", pad = 127' if model.letterbox else '"stretch"'
     text = (f"[models.{_str(name)}]\n"
             f"file = {_str(file)}\n"
             f"sha256 = {_str(sha256)}\n"
@@ -74,7 +76,7 @@ def manifest_entry(name: str, file: str, sha256: str, model: DarknetModel, licen
             f"license = {_str(license)}\n"
             f"classes = {_classes(model, names, names_origin)}\n"
             f"input = {{ name = {_str(model.input_name)}, size = [{width}, {height}] }}\n"
-            f'preprocess = {{ resize = "stretch", color = "rgb", scale = {RGB_SCALE!r} }}\n'
+            f'preprocess = {{ resize = {resize}, color = "rgb", scale = {RGB_SCALE!r} }}\n'
             f'decode = {{ type = "yolo_anchor", heads = [\n{"".join(heads)}] }}\n')
     try:
         table = tomllib.loads(text)["models"][name]

@@ -210,6 +210,15 @@ def test_small_network_manifest_entry(small, tmp_path: Path) -> None:
                                  names=["cat"]))["models"]["s"], "test").classes == ("cat",)
 
 
+def test_letter_box_cfg_asks_for_a_centred_letterbox(small, tmp_path: Path) -> None:
+    cfg, weights, _ = small
+    (tmp_path / "lb.cfg").write_text(SMALL_CFG.replace("[net]\n", "[net]\nletter_box=1\n"))
+    model = load_darknet(tmp_path / "lb.cfg", weights)
+    table = tomllib.loads(manifest_entry("lb", "lb.onnx", "0" * 64, model))["models"]["lb"]
+    assert table["preprocess"] == {"resize": "letterbox", "anchor": "center", "pad": 127, "color": "rgb",
+                                   "scale": 1 / 255}
+
+
 # --- bad files ------------------------------------------------------------------------------------
 def test_truncated_weights_say_how_many_floats(models_dir: Path, tmp_path: Path) -> None:
     src = models_dir / "upstream" / "yolo-fastest-1.1.weights"
