@@ -85,6 +85,16 @@ class StyleConfig:
 
 
 @dataclass
+class UiConfig:
+    file_mode: str = "paced"          # video files in the desktop app: "paced" (at their fps) or "offline"
+    capture_dir: str = ""             # snapshots and recordings; "" = <user data>/captures
+    pin_max_attempts: int = 5         # wrong kiosk admin PINs in a row before the panel locks
+    pin_lockout_s: float = 300.0      # how long the admin panel stays locked (survives a restart)
+    admin_file: str = ""              # kiosk admin PIN hash + lockout state; "" = <user data>/kiosk_admin.json
+    event_cooldown_s: float = 10.0    # monitor: the same person/track is announced again after this
+
+
+@dataclass
 class AppConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -93,6 +103,7 @@ class AppConfig:
     face: FaceConfig = field(default_factory=FaceConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     style: StyleConfig = field(default_factory=StyleConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
 
 
 def _type_ok(value: Any, tp: Any) -> bool:
@@ -177,6 +188,10 @@ def validate(cfg: AppConfig) -> None:
          "color | blur | replace | cutout"),
         ("segment.opacity", 0.0 <= cfg.segment.opacity <= 1.0, "0..1"),
         ("style.strength", 0.0 <= cfg.style.strength <= 1.0, "0..1"),
+        ("ui.file_mode", cfg.ui.file_mode in ("offline", "paced"), "'offline' or 'paced'"),
+        ("ui.pin_max_attempts", cfg.ui.pin_max_attempts >= 1, ">= 1"),
+        ("ui.pin_lockout_s", cfg.ui.pin_lockout_s >= 0, ">= 0"),
+        ("ui.event_cooldown_s", cfg.ui.event_cooldown_s >= 0, ">= 0"),
     ]
     for key, ok, expected in checks:
         if not ok:

@@ -12,9 +12,15 @@ from vision_app.errors import VisionAppError
 
 log = logging.getLogger("vision_app")
 
+DEFAULT_COMMAND = "gui"  # what `python main.py` with no sub-command runs, when registered
+
 COMMAND_MODULES = [
     "vision_app.cli.run",
     "vision_app.cli.models_cmd",
+    "vision_app.cli.engines_cmd",
+    "vision_app.cli.seg_style_cmd",
+    "vision_app.cli.soak_cmd",
+    "vision_app.cli.ui_cmd",
 ]
 
 
@@ -25,6 +31,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config file (see vision_app/default_config.toml)")
     p.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt"], default=None,
                    help="inference backend (default from config: auto)")
+    p.add_argument("--providers", metavar="LIST", help="ONNX Runtime execution providers in order, e.g. "
+                   "TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider (needs onnxruntime-gpu; "
+                   "default from config engine.providers)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
 
 
@@ -39,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
             log.debug("command module %s unavailable: %s", name, exc)
             continue
         mod.register(sub)
+    parser.set_defaults(commands=tuple(sub.choices))
     return parser
 
 
@@ -51,12 +61,12 @@ def setup_logging(verbose: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if _opens_default_command(argv) and DEFAULT_COMMAND in parser.get_default("commands"):
+        argv = [DEFAULT_COMMAND, *argv]  # `python main.py [--source X ...]` opens the desktop window
     args = parser.parse_args(argv)
-    if args.command is None:  # no sub-command: the desktop window, when the UI is installed
-        if "gui" not in _registered(parser):
-            parser.print_help()
-            return 2
-        args = parser.parse_args(["gui", *argv])
+    if args.command is None:  # no sub-command and no UI installed
+        parser.print_help()
+        return 2
     setup_logging(getattr(args, "verbose", 0))
     try:
         return int(args.func(args) or 0)
@@ -68,8 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _registered(parser: argparse.ArgumentParser) -> set[str]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return set(action.choices)
-    return set()
+def _opens_default_command(argv: list[str]) -> bool:
+    """No sub-command given: nothing at all, or options only (but not a request for the top-level help)."""
+    return not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help"))

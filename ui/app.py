@@ -1,0 +1,96 @@
+"""Entry points behind `python main.py gui | kiosk | monitor` (called by vision_app/cli/ui_cmd.py)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QWidget
+
+from vision_app.stages import parse_tasks
+
+from ui.context import AppContext
+from ui.probe import EventLoopProbe
+
+log = logging.getLogger(__name__)
+
+
+def application() -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setOrganizationName("vision-app")
+        app.setApplicationName("vision-app")
+    return app  # type: ignore[return-value]
+
+
+def grab_to_file(window: QWidget, path: str) -> threading.Thread:
+    """Screenshot of `window`: grabbed in the GUI thread (Qt needs that), PNG written on a worker."""
+    image = window.grab().toImage()
+
+    def save() -> None:
+        if not image.save(path, "PNG"):
+            log.error("could not write screenshot %s", path)
+        else:
+            print(f"screenshot saved to {path}")
+
+    t = threading.Thread(target=save, name="screenshot-writer")
+    t.start()
+    return t
+
+
+def quit_later(app: QApplication, window: QWidget, args: argparse.Namespace) -> None:
+    """--quit-after / --screenshot: grab the window, then close it (its closeEvent stops the threads)."""
+    if not args.quit_after:
+        if args.screenshot:
+            log.warning("--screenshot is taken when the window quits; add --quit-after SECONDS")
+        return
+    writers: list[threading.Thread] = []
+
+    def finish() -> None:
+        if args.screenshot:
+            writers.append(grab_to_file(window, args.screenshot))
+        window.close()
+        for w in writers:
+            w.join(5.0)
+        app.quit()
+
+    QTimer.singleShot(int(args.quit_after * 1000), finish)
+
+
+def _gallery_opener(ctx: AppContext):  # type: ignore[no-untyped-def]
+    def open_gallery(parent: QWidget) -> None:
+        from ui.gallery_dialog import GalleryDialog
+
+        GalleryDialog(ctx, parent).exec()
+
+    return open_gallery
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    from ui.main_window import MainWindow
+
+    app = application()
+    ctx = AppContext.from_args(args)
+    win = MainWindow(ctx, open_gallery=_gallery_opener(ctx))
+    if args.tasks:
+        wanted = parse_tasks(args.tasks)
+        for t in ("detect", "face", "segment", "style"):
+            win.controls.set_task(t, t in wanted)
+    if args.source:
+        win.source_box.setCurrentText(args.source)
+    win.show()
+    probe = EventLoopProbe(parent=win)
+    if args.latency:
+        probe.start()
+    QTimer.singleShot(0, win.start)
+    quit_later(app, win, args)
+    code = app.exec()
+    if args.latency:
+        probe.stop()
+        print(probe.text())
+        print(f"frames: processed {win.feed.bridge.published}, shown {win.view.frames_shown}, "
+              f"skipped by the GUI (newer one already waiting) {win.feed.bridge.coalesced}")
+    return int(code)

@@ -1,0 +1,53 @@
+"""What every window gets from the command line: config, model folder, settings store."""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings
+
+from vision_app.cli.common import app_config
+from vision_app.config import AppConfig
+from vision_app.errors import VisionAppError
+from vision_app.models import ModelStore, user_data_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    config: AppConfig
+    config_path: str | None
+    settings: QSettings
+    store: ModelStore | None = None
+    store_error: str = ""
+    base_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def gallery_path(self) -> Path:
+        """The face gallery database: --db / face.gallery, else <user data>/gallery.db."""
+        g = self.config.face.gallery
+        return Path(g).expanduser() if g else user_data_dir() / "gallery.db"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **overrides: Any) -> "AppContext":
+        """Config with command-line overrides; a missing model folder is kept as a message for the
+        window (the app still opens, and says what to do)."""
+        if getattr(args, "db", None):
+            overrides["face.gallery"] = args.db
+        if getattr(args, "backend", None):
+            overrides["engine.backend"] = args.backend
+        cfg = app_config(args, **overrides)
+        store: ModelStore | None = None
+        err = ""
+        try:
+            store = ModelStore.open(getattr(args, "models", None))
+        except VisionAppError as exc:
+            err = str(exc)
+            log.warning("%s", err)
+        ini = getattr(args, "settings", None)
+        settings = QSettings(ini, QSettings.Format.IniFormat) if ini else QSettings("vision-app", "vision-app")
+        return cls(cfg, getattr(args, "config", None), settings, store, err,
+                   {k: v for k, v in overrides.items() if v is not None})

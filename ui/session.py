@@ -1,0 +1,299 @@
+"""One live source with its pipeline, started, reconfigured and stopped without blocking the GUI.
+
+`Session` is plain Python (no Qt): it owns a vision_app.runner.LiveRun and reports through two
+callbacks that are called from worker threads — `on_result(FrameResult)` for every processed frame and
+`on_status(kind, message)` for events. The GUI passes FrameBridge.publish / FrameBridge.post_event.
+
+Opening a source and loading models happen on a starter thread; a settings change builds the new
+pipeline on a builder thread and swaps it in between two frames, so the video never stops for it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from vision_app.config import AppConfig, load_config
+from vision_app.errors import SourceError, VisionAppError
+from vision_app.models import ModelStore
+from vision_app.pipeline import Pipeline
+from vision_app.runner import CallbackSink, LiveRun, Sink
+from vision_app.sources import FrameSource, open_source
+from vision_app.stages import StageContext, build_pipeline
+from vision_app.types import Frame, FrameResult
+
+from ui.recorder import RecorderSink
+
+log = logging.getLogger(__name__)
+
+StatusFn = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """Which tasks run and the dotted config keys the controls override ({'detect.confidence': .4})."""
+
+    tasks: tuple[str, ...] = ("passthrough",)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def config(self, base_path: str | None, base_overrides: Mapping[str, Any] | None = None) -> AppConfig:
+        """The config file, then base_overrides (command line), then this spec's overrides."""
+        return load_config(base_path, {**(base_overrides or {}), **self.overrides})
+
+
+class SwappablePipeline:
+    """What the runner thread calls. `swap` waits for the frame in progress, so the old pipeline can be
+    closed safely right after."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Pipeline:
+        return self._pipeline
+
+    def run(self, frame: Frame) -> FrameResult:
+        with self._lock:
+            return self._pipeline.run(frame)
+
+    def swap(self, new: Pipeline) -> Pipeline:
+        with self._lock:
+            old, self._pipeline = self._pipeline, new
+        return old
+
+    def close(self) -> None:
+        with self._lock:
+            self._pipeline.close()
+
+
+class LoopingSource:
+    """A file source that starts again at its end (monitor and kiosk demos on short clips)."""
+
+    def __init__(self, inner: FrameSource) -> None:
+        self.inner = inner
+        self.source_id = inner.source_id
+        self.live = inner.live
+        self.fps = inner.fps
+        self.frame_count = None
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def read(self) -> Any:
+        img = self.inner.read()
+        if img is None and not self.inner.live:
+            self.inner.open()
+            img = self.inner.read()
+        return img
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Session:
+    """source → capture → pipeline → (GUI callback, recorder, extra sinks), one at a time."""
+
+    def __init__(self, *, config_path: str | None, store: Callable[[], ModelStore | None],
+                 on_result: Callable[[FrameResult], None], on_status: StatusFn,
+                 extra_sinks: Callable[[], Sequence[Sink]] = lambda: (), loop_files: bool = False,
+                 base_overrides: Mapping[str, Any] | None = None, name: str = "session") -> None:
+        self.config_path = config_path
+        self.base_overrides = dict(base_overrides or {})
+        self._store_factory = store
+        self._store: ModelStore | None = None
+        self.on_result = on_result
+        self.on_status = on_status
+        self.extra_sinks = extra_sinks
+        self.loop_files = loop_files
+        self.name = name
+        self.recorder = RecorderSink(on_status)
+        self.run: LiveRun | None = None
+        self.pipeline: SwappablePipeline | None = None
+        self.context: StageContext | None = None
+        self.spec = PipelineSpec()
+        self.source_id = ""
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._starter: threading.Thread | None = None
+        self._builder: threading.Thread | None = None
+        self._wanted: PipelineSpec | None = None
+
+    # ---- state -------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.run is not None and self.run.runner.is_alive()
+
+    @property
+    def starting(self) -> bool:
+        return self._starter is not None and self._starter.is_alive()
+
+    def threads(self) -> list[threading.Thread]:
+        """Every thread this session started (for tests and shutdown checks)."""
+        out = [t for t in (self._starter, self._builder) if t is not None]
+        if self.run is not None:
+            out += [self.run.capture, self.run.runner]
+        return out
+
+    def _status(self, kind: str, msg: str) -> None:
+        try:
+            self.on_status(kind, msg)
+        except Exception:
+            log.exception("status callback failed")
+
+    # ---- start / stop ------------------------------------------------------------------------
+    def start(self, source: str, spec: PipelineSpec) -> None:
+        """Open the source and build the pipeline on a starter thread; returns at once."""
+        self.stop()
+        with self._lock:
+            self._generation += 1
+            gen = self._generation
+            self.spec = spec
+            self._starter = threading.Thread(target=self._start_worker, args=(gen, source, spec),
+                                             name=f"{self.name}-starter", daemon=True)
+            self._starter.start()
+        self._status("starting", f"opening {source} …")
+
+    def _cancelled(self, gen: int) -> bool:
+        return gen != self._generation
+
+    def _make_context(self, spec: PipelineSpec) -> StageContext:
+        cfg = spec.config(self.config_path, self.base_overrides)
+        needs_models = any(t != "passthrough" for t in spec.tasks)
+        if needs_models and self._store is None:
+            self._store = self._store_factory()
+        if not needs_models:
+            return StageContext(cfg, None, backend="none", backend_reason="passthrough needs no engine")
+        store = self._store
+        if self.context is not None and self.context.backend != "none":  # the backend is resolved once per session
+            return StageContext(cfg, store, backend=self.context.backend,
+                                backend_reason=self.context.backend_reason, on_status=self.on_status)
+        return StageContext(cfg, store, on_status=self.on_status)
+
+    def _build(self, spec: PipelineSpec) -> tuple[Pipeline, StageContext]:
+        ctx = self._make_context(spec)
+        pipeline = build_pipeline(list(spec.tasks), ctx,
+                                  on_error=lambda stage, msg: self._status("stage_error", msg))
+        return pipeline, ctx
+
+    def _start_worker(self, gen: int, source_spec: str, spec: PipelineSpec) -> None:
+        source: FrameSource | None = None
+        try:
+            cfg = spec.config(self.config_path, self.base_overrides)
+            cap = cfg.capture
+            source = open_source(source_spec, camera_size=(cap.camera_width, cap.camera_height),
+                                 test_size=(cap.test_size[0], cap.test_size[1]), test_fps=cap.test_fps)
+            if self.loop_files and not source.live:
+                source = LoopingSource(source)
+            pipeline, ctx = self._build(spec)
+        except VisionAppError as exc:
+            if source is not None:
+                source.close()
+            if not self._cancelled(gen):
+                self._status("source_error" if isinstance(exc, SourceError) else "error", str(exc))
+            return
+        except Exception as exc:  # a bug must reach the window, not only the terminal
+            log.exception("starting %s failed", source_spec)
+            if source is not None:
+                source.close()
+            self._status("error", f"starting {source_spec} failed: {type(exc).__name__}: {exc}")
+            return
+        with self._lock:
+            if self._cancelled(gen):
+                source.close()
+                pipeline.close()
+                return
+            self.context = ctx
+            self.pipeline = SwappablePipeline(pipeline)
+            self.source_id = source.source_id
+            sinks: list[Sink] = [*self.extra_sinks(), self.recorder, CallbackSink(self.on_result)]
+            mode = cfg.ui.file_mode
+            self.run = LiveRun(source, self.pipeline, sinks, mode=mode,  # type: ignore[arg-type]
+                               on_status=self._status,
+                               reconnect=(cap.reconnect_initial_s, cap.reconnect_max_s,
+                                          cap.reconnect_attempts))
+            self.run.start()
+        self._status("started", source.source_id)
+        self._status("engine", self.engine_text())
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Stop every thread of this session; True if all ended within `timeout` seconds."""
+        with self._lock:
+            self._generation += 1
+            run, self.run = self.run, None
+            pipeline, self.pipeline = self.pipeline, None
+            starter = self._starter
+            self._wanted = None
+        ok = True
+        if run is not None:
+            ok = run.stop(timeout)
+            if ok and pipeline is not None:
+                pipeline.close()
+            elif not ok:
+                log.error("%s: threads did not stop within %.1f s", self.name, timeout)
+            self._status("stopped", run.source.source_id)
+        if starter is not None and starter is not threading.current_thread():
+            starter.join(0.05)  # it may be blocked opening a camera; it cleans up after itself
+        return ok
+
+    def set_paused(self, paused: bool) -> None:
+        run = self.run
+        if run is not None:
+            (run.runner.paused.set if paused else run.runner.paused.clear)()
+
+    # ---- live reconfiguration ----------------------------------------------------------------
+    def reconfigure(self, spec: PipelineSpec) -> None:
+        """Build a pipeline for `spec` on the builder thread and swap it in; returns at once."""
+        with self._lock:
+            self.spec = spec
+            if self.run is None:
+                return  # applied at the next start
+            self._wanted = spec
+            if self._builder is not None and self._builder.is_alive():
+                return  # the running builder picks up the newest spec when it finishes
+            self._builder = threading.Thread(target=self._build_worker, name=f"{self.name}-builder",
+                                             daemon=True)
+            self._builder.start()
+
+    def _build_worker(self) -> None:
+        while True:
+            with self._lock:
+                spec, self._wanted = self._wanted, None
+                gen = self._generation
+            if spec is None:
+                return
+            try:
+                pipeline, ctx = self._build(spec)
+            except VisionAppError as exc:
+                self._status("error", str(exc))
+                continue
+            except Exception as exc:
+                log.exception("building the pipeline failed")
+                self._status("error", f"building the pipeline failed: {type(exc).__name__}: {exc}")
+                continue
+            with self._lock:
+                holder = self.pipeline
+                if self._cancelled(gen) or holder is None:
+                    pipeline.close()
+                    return
+                self.context = ctx
+            old = holder.swap(pipeline)
+            old.close()
+            self._status("reconfigured", ", ".join(spec.tasks))
+            self._status("engine", self.engine_text())
+
+    # ---- info --------------------------------------------------------------------------------
+    def engine_text(self) -> str:
+        """e.g. 'onnxruntime [CPUExecutionProvider]' plus why auto picked it."""
+        ctx = self.context
+        if ctx is None or ctx.backend == "none":
+            return "no engine (passthrough)"
+        providers: list[str] = []
+        for eng in ctx.engines:
+            for p in getattr(eng, "providers", []) or []:
+                if p not in providers:
+                    providers.append(p)
+        text = ctx.backend + (f" [{', '.join(providers)}]" if providers else "")
+        return f"{text} — {ctx.backend_reason}" if ctx.backend_reason else text
+
