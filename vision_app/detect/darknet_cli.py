@@ -7,7 +7,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-from vision_app.detect.darknet import convert_darknet
 from vision_app.detect.darknet_manifest import DEFAULT_LICENSE, manifest_entry, read_names
 from vision_app.errors import ModelError
 from vision_app.models import ModelStore
@@ -61,6 +60,8 @@ def cmd_import_darknet(args: argparse.Namespace) -> int:
             if (store.root / e.file).resolve() == output:
                 raise ModelError(f"{output} is the file of model '{other}'; converting over it would break "
                                  f"that entry, write to another -o path")
+    from vision_app.detect.darknet import convert_darknet  # onnx only when converting, not at CLI start
+
     model, sha = convert_darknet(args.cfg, args.weights, output)
     file = output.relative_to(store.root).as_posix() if store is not None and inside else str(output)
     entry = manifest_entry(name, file, sha, model, args.license, names, names_origin=str(args.names))

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from vision_app.detect.darknet import DarknetModel
 from vision_app.errors import ModelError
 from vision_app.models import COCO80, ModelEntry
+
+if TYPE_CHECKING:  # the converter imports onnx, which the CLI should not pay for at start-up
+    from vision_app.detect.darknet import DarknetModel
 
 DEFAULT_LICENSE = "unknown — check the model's license"
 RGB_SCALE = 1 / 255  # darknet feeds RGB in [0, 1]
