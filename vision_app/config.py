@@ -75,6 +75,13 @@ class SegmentConfig:
     overlay: str = "color"            # color | blur | replace | cutout
     opacity: float = 0.5
     smoothing: float = 0.6            # EMA weight of the previous mask (0 = off)
+    threshold: float = 0.5            # person probability above which a pixel is labelled person (selfie)
+    edge_softness: float = 0.4        # probability band around the threshold blended softly (0 = hard edge)
+    foreground: list[str] = field(default_factory=lambda: ["person"])  # kept sharp by blur/replace/cutout; [] = all but background
+    background: str = ""              # image for overlay "replace"; "" = a plain green screen
+    blur_sigma: float = 0.03          # background blur strength as a fraction of the frame's short side
+    legend: bool = True               # draw the class legend on the colour overlay
+    scene_threshold: float = 0.15     # grey-thumbnail change (0..1) between frames that resets smoothing
 
 
 @dataclass
@@ -82,6 +89,9 @@ class StyleConfig:
     style: str = ""                   # painting path or a fixed-style model name (johnson_wave)
     strength: float = 1.0
     working_size: int = 384           # long side of the working resolution for dynamic models
+    content_every: int = 30           # strength < 1: frames between updates of the frame's own style vector
+    disk_cache: bool = True           # keep painting style vectors in <user data>/style_vectors
+    scene_threshold: float = 0.15     # grey-thumbnail change (0..1) that also updates the frame's own vector
 
 
 @dataclass
@@ -188,6 +198,14 @@ def validate(cfg: AppConfig) -> None:
          "color | blur | replace | cutout"),
         ("segment.opacity", 0.0 <= cfg.segment.opacity <= 1.0, "0..1"),
         ("style.strength", 0.0 <= cfg.style.strength <= 1.0, "0..1"),
+        ("segment.smoothing", 0.0 <= cfg.segment.smoothing < 1.0, "0..1 (1 would freeze the mask)"),
+        ("segment.threshold", 0.0 < cfg.segment.threshold < 1.0, "between 0 and 1"),
+        ("segment.edge_softness", 0.0 <= cfg.segment.edge_softness <= 1.0, "0..1"),
+        ("segment.blur_sigma", 0.0 < cfg.segment.blur_sigma <= 0.5, "0..0.5"),
+        ("segment.scene_threshold", 0.0 <= cfg.segment.scene_threshold <= 1.0, "0..1"),
+        ("style.working_size", 32 <= cfg.style.working_size <= 4096, "32..4096"),
+        ("style.content_every", cfg.style.content_every >= 1, ">= 1"),
+        ("style.scene_threshold", 0.0 <= cfg.style.scene_threshold <= 1.0, "0..1"),
         ("ui.file_mode", cfg.ui.file_mode in ("offline", "paced"), "'offline' or 'paced'"),
         ("ui.pin_max_attempts", cfg.ui.pin_max_attempts >= 1, ">= 1"),
         ("ui.pin_lockout_s", cfg.ui.pin_lockout_s >= 0, ">= 0"),

@@ -64,7 +64,7 @@ class ModelEntry:
         for key in ("file", "task", "license"):
             if key not in t:
                 raise ModelError(f"{origin}: model '{name}' has no '{key}' key")
-        classes = t.get("classes", ())
+        classes = t.get("classes", [])
         for key in ("input", "preprocess", "decode"):
             if not isinstance(t.get(key, {}), Mapping):
                 raise ModelError(f"{origin}: model '{name}': '{key}' must be a table, got {t[key]!r}")

@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -79,18 +80,21 @@ class VideoWriterSink:
             self._writer = None
 
 
-def _pct(values: list[float], q: float) -> float | None:
+def _pct(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values), q)) * 1000.0 if values else None
 
 
 class RunStats:
-    """Collects per-frame timings; summary() gives the numbers the CLI prints and saves (ms, fps)."""
+    """Collects per-frame timings; summary() gives the numbers the CLI prints and saves (ms, fps).
 
-    def __init__(self) -> None:
+    Percentiles cover the last `window` frames: a kiosk runs for months, so the history is bounded."""
+
+    def __init__(self, window: int = 20_000) -> None:
+        self.window = window
         self.processed = 0
         self.errors = 0
-        self.stage_times: dict[str, list[float]] = {}
-        self.latencies: list[float] = []
+        self.stage_times: dict[str, deque[float]] = {}
+        self.latencies: deque[float] = deque(maxlen=window)
         self.t_first: float | None = None
         self.t_last: float | None = None
         self._lock = threading.Lock()
@@ -104,7 +108,7 @@ class RunStats:
             self.processed += 1
             self.errors += len(result.errors)
             for name, t in result.timings.items():
-                self.stage_times.setdefault(name, []).append(t)
+                self.stage_times.setdefault(name, deque(maxlen=self.window)).append(t)
             self.latencies.append(result.latency)
 
     def fps(self) -> float:

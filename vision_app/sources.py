@@ -5,6 +5,7 @@
     path/to/video.mp4       a video file
     path/to/folder | *.jpg  a folder or glob of images, in name order; a single image file too
     test: | test:640x480@30 a generated moving pattern with the frame counter drawn in
+    loop:path/to/video.mp4  a file played over and over at its fps, like a camera
 
 A source only reads; threads, pacing, dropping and reconnects are capture.py's job. All images are BGR
 uint8 (H, W, 3).
@@ -187,6 +188,40 @@ class VideoFileSource(_CvCaptureSource):
         return None
 
 
+class LoopingSource:
+    """Plays a file source over and over, like a camera that never ends (soak tests, demos). Paced at
+    the file's fps when it has one; live=True so the capture loop treats it as a camera."""
+
+    live = True
+    frame_count: int | None = None
+
+    def __init__(self, inner: "VideoFileSource | ImageFolderSource") -> None:
+        self.inner = inner
+        self.source_id = f"loop:{inner.source_id}"
+        self.fps: float | None = inner.fps or 25.0
+        self.loops = 0
+        self._n = 0
+        self._t0 = time.monotonic()
+
+    def open(self) -> None:
+        self.inner.open()
+        self._n, self._t0 = 0, time.monotonic()
+
+    def read(self) -> NDArray[np.uint8] | None:
+        wait_until(self._t0 + self._n / (self.fps or 25.0))
+        img = self.inner.read()
+        if img is None:
+            self.inner.close()
+            self.inner.open()
+            self.loops += 1
+            img = self.inner.read()
+        self._n += 1
+        return img
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class ImageFolderSource:
     """Images from a folder (sorted by name), a glob, or a single file. Unreadable files are skipped with
     a warning; a source with no readable image at all raises SourceError."""
@@ -278,10 +313,17 @@ def open_source(spec: str | int, *, camera_size: tuple[int, int] = (0, 0),
     text = str(spec).strip()
     if not text:
         raise SourceError("empty source; use camera:0, a video file, rtsp://…, an image folder or test:")
+    if text.startswith("loop:"):
+        inner = open_source(text[5:])
+        if not isinstance(inner, (VideoFileSource, ImageFolderSource)):
+            raise SourceError(f"'{text}': only video files and image folders can be looped")
+        src: FrameSource = LoopingSource(inner)
+        src.open()
+        return src
     m = _TEST_RE.match(text)
     if m:
         w, h = (int(m.group(1)), int(m.group(2))) if m.group(1) else test_size
-        src: FrameSource = TestPatternSource(w, h, float(m.group(3)) if m.group(3) else test_fps)
+        src = TestPatternSource(w, h, float(m.group(3)) if m.group(3) else test_fps)
     elif text.startswith("test:"):
         raise SourceError(f"bad test source '{text}': expected test:, test:WxH or test:WxH@FPS")
     elif re.fullmatch(r"(camera:)?\d+", text):

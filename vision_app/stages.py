@@ -15,7 +15,7 @@ from typing import Any, Callable
 from engines.registry import create_engine, resolve_backend
 from vision_app.config import AppConfig
 from vision_app.errors import ConfigError
-from vision_app.models import ModelStore
+from vision_app.models import ModelEntry, ModelStore
 from vision_app.pipeline import Pipeline, Stage
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,17 @@ class StageContext:
         if not self.backend:  # resolved once: every stage of a run uses the same backend
             self.backend, self.backend_reason = resolve_backend(self.config.engine.backend)
             log.info("engine backend: %s (%s)", self.backend, self.backend_reason)
+
+    def model_entry(self, name: str, task: str, key: str) -> ModelEntry:
+        """The manifest entry `name`, which must be a `task` model; key: the config key that chose it
+        (named in the error). Raises ConfigError when there is no model folder or the task differs."""
+        if self.models is None:
+            raise ConfigError(f"{key} = '{name}' needs a model folder (--models or VISION_APP_MODELS)")
+        entry = self.models.entry(name)
+        if entry.task != task:
+            raise ConfigError(f"{key} '{name}' is a '{entry.task}' model; choose one of "
+                              f"{', '.join(self.models.names(task))}")
+        return entry
 
     def engine(self, model_name: str, **options: Any) -> Any:
         """Load a manifest model (checksum verified) with the context's backend."""
