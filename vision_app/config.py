@@ -52,9 +52,15 @@ class DetectConfig:
     model: str = "yolo-fastest-1.1-xl"
     confidence: float = 0.25
     iou: float = 0.45
-    max_detections: int = 300
-    class_agnostic: bool = False
-    track: bool = True
+    max_detections: int = 300         # cap after NMS (0 = no cap)
+    class_agnostic: bool = False      # NMS across classes (default: only boxes of the same class)
+    track: bool = True                # ByteTrack ids across frames (drawn next to the label)
+    track_high_score: float = 0.5     # detections at/above this are matched first and may start tracks
+    track_low_score: float = 0.1      # detections between this and high only continue active tracks
+    track_new_score: float = 0.6      # an unmatched detection at/above this starts a new track
+    track_match_iou: float = 0.2      # least IoU for matching a high detection to a track
+    track_low_match_iou: float = 0.5  # least IoU for matching a low detection to a track
+    track_buffer_frames: int = 30     # frames a lost track is kept for re-identification
 
 
 @dataclass
@@ -190,6 +196,13 @@ def validate(cfg: AppConfig) -> None:
         ("engine.workers", 1 <= cfg.engine.workers <= 16, "1..16"),
         ("detect.confidence", 0.0 <= cfg.detect.confidence <= 1.0, "0..1"),
         ("detect.iou", 0.0 <= cfg.detect.iou <= 1.0, "0..1"),
+        ("detect.max_detections", cfg.detect.max_detections >= 0, ">= 0 (0 = no cap)"),
+        ("detect.track_low_score", 0.0 <= cfg.detect.track_low_score <= cfg.detect.track_high_score <= 1.0,
+         "0 <= track_low_score <= track_high_score <= 1"),
+        ("detect.track_new_score", 0.0 <= cfg.detect.track_new_score <= 1.0, "0..1"),
+        ("detect.track_match_iou", 0.0 <= cfg.detect.track_match_iou <= 1.0, "0..1"),
+        ("detect.track_low_match_iou", 0.0 <= cfg.detect.track_low_match_iou <= 1.0, "0..1"),
+        ("detect.track_buffer_frames", cfg.detect.track_buffer_frames >= 0, ">= 0"),
         ("face.detect_score", 0.0 <= cfg.face.detect_score <= 1.0, "0..1"),
         ("face.min_face_px", cfg.face.min_face_px >= 0, ">= 0"),
         ("face.max_yaw_ratio", cfg.face.max_yaw_ratio > 0, "> 0"),
