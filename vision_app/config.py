@@ -40,11 +40,27 @@ class EngineConfig:
     workers: int = 1                  # whole-frame workers (throughput mode keeps output order)
 
 
+
+@dataclass
+class TensorRTConfig:
+    precision: str = "fp32"           # fp32 | fp16 (TensorRT 10: builder flag; 11: an FP16 copy of the ONNX)
+    workspace_mb: int = 1024          # builder workspace memory limit
+    cache_dir: str = ""               # built engines + timing cache; "" = <user data>/engines
+    timing_cache: bool = True         # reuse layer timings across builds (faster rebuilds)
+    device: int = 0                   # CUDA device index
+    # dynamic H x W inputs (YuNet, Johnson): smallest, tuned-for and largest [height, width]
+    min_hw: list[int] = field(default_factory=lambda: [32, 32])
+    opt_hw: list[int] = field(default_factory=lambda: [480, 640])
+    max_hw: list[int] = field(default_factory=lambda: [1088, 1920])
+    max_batch: int = 8                # dynamic batch dims (MiniFASNet): 1..max_batch
+    gpu_preprocess: bool = True       # resize/normalise frames with a CUDA kernel straight into the input
+
 @dataclass
 class RunnerConfig:
     stats_interval_s: float = 5.0     # how often the CLI logs live stats
     output_fps: float = 0.0           # 0 = the source's fps (or 25 when unknown)
     output_codec: str = "mp4v"
+    disable_stage_after: int = 50     # consecutive failures of one stage before it is disabled (0 = never)
 
 
 @dataclass
@@ -69,6 +85,9 @@ class FaceConfig:
     embedder: str = "mobilefacenet"
     detect_score: float = 0.6
     gallery: str = ""                 # "" = <user data>/gallery.db
+    gallery_key: str = ""             # Fernet key file (mode 0600); "" = the gallery path + ".key"
+    gallery_busy_timeout_s: float = 5.0  # wait this long for another process's lock on the gallery
+    match_threshold: float = 0.40     # cosine for "same person"; face-eval on media/faces: impostor max .397, genuine min .554
     min_face_px: float = 40.0         # quality: shorter side of the face box in pixels
     blur_min: float = 40.0            # quality: min variance of the Laplacian on the aligned 112x112 crop
     max_yaw_ratio: float = 0.45       # quality: |nose offset from eye midpoint| / eye distance (~39 deg)
@@ -114,6 +133,7 @@ class UiConfig:
 class AppConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
@@ -187,6 +207,10 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     return cfg
 
 
+def _hw_ok(v: list[int]) -> bool:
+    return len(v) == 2 and all(x >= 1 for x in v)
+
+
 def validate(cfg: AppConfig) -> None:
     """Range checks that types alone cannot express."""
     checks = [
@@ -194,6 +218,14 @@ def validate(cfg: AppConfig) -> None:
         ("engine.backend", cfg.engine.backend in ("auto", "onnxruntime", "tensorrt"),
          "'auto', 'onnxruntime' or 'tensorrt'"),
         ("engine.workers", 1 <= cfg.engine.workers <= 16, "1..16"),
+        ("tensorrt.precision", cfg.tensorrt.precision in ("fp32", "fp16"), "'fp32' or 'fp16'"),
+        ("tensorrt.workspace_mb", 64 <= cfg.tensorrt.workspace_mb <= 1 << 20, "64..1048576"),
+        ("tensorrt.max_batch", 1 <= cfg.tensorrt.max_batch <= 256, "1..256"),
+        ("tensorrt.min_hw", _hw_ok(cfg.tensorrt.min_hw), "[height, width] of positive ints"),
+        ("tensorrt.opt_hw", _hw_ok(cfg.tensorrt.opt_hw) and all(
+            a <= b <= c for a, b, c in zip(cfg.tensorrt.min_hw, cfg.tensorrt.opt_hw, cfg.tensorrt.max_hw)),
+         "[height, width] between min_hw and max_hw"),
+        ("tensorrt.max_hw", _hw_ok(cfg.tensorrt.max_hw), "[height, width] of positive ints"),
         ("detect.confidence", 0.0 <= cfg.detect.confidence <= 1.0, "0..1"),
         ("detect.iou", 0.0 <= cfg.detect.iou <= 1.0, "0..1"),
         ("detect.max_detections", cfg.detect.max_detections >= 0, ">= 0 (0 = no cap)"),
@@ -204,6 +236,8 @@ def validate(cfg: AppConfig) -> None:
         ("detect.track_low_match_iou", 0.0 <= cfg.detect.track_low_match_iou <= 1.0, "0..1"),
         ("detect.track_buffer_frames", cfg.detect.track_buffer_frames >= 0, ">= 0"),
         ("face.detect_score", 0.0 <= cfg.face.detect_score <= 1.0, "0..1"),
+        ("face.match_threshold", -1.0 <= cfg.face.match_threshold <= 1.0, "-1..1 (cosine)"),
+        ("face.gallery_busy_timeout_s", cfg.face.gallery_busy_timeout_s >= 0, ">= 0"),
         ("face.min_face_px", cfg.face.min_face_px >= 0, ">= 0"),
         ("face.max_yaw_ratio", cfg.face.max_yaw_ratio > 0, "> 0"),
         ("face.max_roll_deg", 0 < cfg.face.max_roll_deg <= 180, "0..180"),

@@ -17,6 +17,7 @@ import time
 from dataclasses import replace
 from typing import Callable, Iterable, Protocol, runtime_checkable
 
+from vision_app.modelwatch import ModelWatch
 from vision_app.types import Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,11 @@ ErrorCallback = Callable[[str, str], None]  # (stage name, message)
 
 class Pipeline:
     def __init__(self, stages: Iterable[Stage], *, render: Callable[[FrameResult], FrameResult] | None = None,
-                 on_error: ErrorCallback | None = None, disable_after: int = 0) -> None:
+                 on_error: ErrorCallback | None = None, disable_after: int = 0,
+                 watch: ModelWatch | None = None) -> None:
         """render: optional final step (draws annotations on a copy; timed as 'draw').
-        disable_after: disable a stage after this many consecutive failures (0 = never)."""
+        disable_after: disable a stage after this many consecutive failures (0 = never).
+        watch: model files per stage; a stage whose file changes on disk is disabled and reported."""
         self.stages = list(stages)
         self.render = render
         self.on_error = on_error
@@ -58,6 +61,7 @@ class Pipeline:
         self.error_counts: dict[tuple[str, str], int] = {}
         self._consecutive: dict[str, int] = {}
         self.disabled: set[str] = set()
+        self.watch = watch
 
     def _failed(self, stage: str, exc: BaseException) -> str:
         kind = (stage, type(exc).__name__)
@@ -72,12 +76,8 @@ class Pipeline:
                 except Exception:
                     log.exception("error callback failed")
         c = self._consecutive[stage] = self._consecutive.get(stage, 0) + 1
-        if self.disable_after and c >= self.disable_after and stage not in self.disabled:
-            self.disabled.add(stage)
-            note = f"stage '{stage}' disabled after {c} consecutive failures (last: {exc})"
-            log.error("%s", note)
-            if self.on_error:
-                self.on_error(stage, note)
+        if self.disable_after and c >= self.disable_after:
+            self.disable(stage, f"stage '{stage}' disabled after {c} consecutive failures (last: {exc})")
         return msg
 
     def _steps(self, result: FrameResult, steps: list[tuple[str, Callable[[FrameResult], FrameResult]]],
@@ -92,9 +92,23 @@ class Pipeline:
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
         return result
 
+    def disable(self, stage: str, message: str) -> None:
+        if stage in self.disabled:
+            return
+        self.disabled.add(stage)
+        log.error("%s", message)
+        if self.on_error:
+            try:
+                self.on_error(stage, message)
+            except Exception:
+                log.exception("error callback failed")
+
     def begin(self, frame: Frame) -> FrameResult:
         """Every enabled stage's per-frame `process` (safe to run for several frames in parallel on
         separate Pipeline instances)."""
+        if self.watch is not None:
+            for stage, message in self.watch.check():
+                self.disable(stage, message)
         timings: dict[str, float] = {}
         errors: list[str] = []
         steps = [(s.name, s.process) for s in self.stages if s.name not in self.disabled]

@@ -16,6 +16,7 @@ from engines.registry import create_engine, resolve_backend
 from vision_app.config import AppConfig
 from vision_app.errors import ConfigError
 from vision_app.models import ModelEntry, ModelStore
+from vision_app.modelwatch import ModelWatch
 from vision_app.pipeline import Pipeline, Stage
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,13 @@ class StageContext:
         opts: dict[str, Any] = {"name": model_name}
         if self.backend == "onnxruntime":
             opts.update(threads=self.config.engine.threads, providers=self.config.engine.providers)
+        elif self.backend == "tensorrt":  # engine build/cache settings; build progress goes to on_status
+            from engines.trt_settings import TrtSettings
+
+            multiple_of = self.models.entry(model_name).input.get("multiple_of", 1)
+            status = self.on_status
+            opts.update(settings=TrtSettings.from_config(self.config.tensorrt, multiple_of),
+                        on_progress=(lambda msg, _frac: status("engine_build", msg)) if status else None)
         opts.update(options)
         eng = create_engine(path, self.backend, **opts)
         self.engines.append(eng)
@@ -93,5 +101,15 @@ def build_stage(task: str, ctx: StageContext) -> Stage:
 def build_pipeline(tasks: list[str], ctx: StageContext, **pipeline_options: Any) -> Pipeline:
     from vision_app.draw import render_result
 
-    stages = [build_stage(t, ctx) for t in tasks]
-    return Pipeline(stages, render=render_result, **pipeline_options)
+    watch = ModelWatch()
+    stages = []
+    for t in tasks:
+        first = len(ctx.engines)
+        stage = build_stage(t, ctx)
+        stages.append(stage)
+        for eng in ctx.engines[first:]:  # the engines this stage's builder loaded
+            if getattr(eng, "path", None) is not None:
+                watch.add(stage.name, eng.path)
+    pipeline_options.setdefault("disable_after", ctx.config.runner.disable_stage_after)
+    pipeline_options.setdefault("on_error", (lambda s, m: ctx.on_status("error", m)) if ctx.on_status else None)
+    return Pipeline(stages, render=render_result, watch=watch, **pipeline_options)
