@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from vision_app.detect.nms import nms
 from vision_app.errors import EngineError
 from vision_app.types import Faces
 
@@ -76,26 +77,6 @@ def decode_yunet(outputs: dict[str, NDArray[np.float32]], padded_hw: tuple[int, 
             np.concatenate(kps).astype(np.float32))
 
 
-def _nms(boxes: NDArray[np.float32], scores: NDArray[np.float32], iou: float,
-         top_k: int) -> NDArray[np.int64]:
-    """Greedy NMS: indices (best first) of boxes (N, 4 xyxy) kept at IoU threshold `iou`, considering
-    only the `top_k` best scores. Face-only stand-in until vision_app/detect/nms.py lands."""
-    order = np.argsort(-scores, kind="stable")[:top_k]
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        w = np.maximum(0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
-        h = np.maximum(0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
-        inter = w * h
-        ov = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
-        order = rest[ov <= iou]
-    return np.asarray(keep, np.int64)
-
-
 class FaceDetector:
     """YuNet on any Engine: image in, Faces out (source-frame pixels).
 
@@ -128,5 +109,8 @@ class FaceDetector:
         boxes, scores, kps = decode_yunet(out, blob.shape[2:], self.score_threshold)
         if scores.size == 0:
             return Faces.empty()
-        keep = _nms(boxes, scores, self.nms_iou, self.top_k)
+        if scores.size > self.top_k:  # as cv2.FaceDetectorYN: only the top_k candidates enter NMS
+            best = np.argsort(-scores, kind="stable")[:self.top_k]
+            boxes, scores, kps = boxes[best], scores[best], kps[best]
+        keep = nms(boxes, scores, self.nms_iou)
         return Faces(boxes[keep], scores[keep], kps[keep])
