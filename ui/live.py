@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 
 class LiveFeed(QObject):
     """status(kind, message) and frame(ViewItem) are emitted in the GUI thread; `other(payload)` carries
-    any non-status event posted with `post(payload)` from a worker (decisions, monitor events)."""
+    any non-status event posted with `post(payload)` from a worker (decisions, monitor events).
+
+    prepare(result) -> (result, extra), optional, runs on the runner thread before the QImage is built:
+    a view's own per-frame work (e.g. the enrolment quality hint) with its answer in ViewItem.extra."""
 
     status = Signal(str, str)
     frame = Signal(object)
@@ -32,11 +35,12 @@ class LiveFeed(QObject):
                  base_overrides: Mapping[str, Any] | None = None,
                  store: Callable[[], ModelStore | None],
                  extra_sinks: Callable[[], Sequence[Sink]] = lambda: (),
-                 extra: Callable[[FrameResult], Any] | None = None, loop_files: bool = False,
+                 prepare: Callable[[FrameResult], tuple[FrameResult, Any]] | None = None,
+                 loop_files: bool = False,
                  name: str = "feed", parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.view = view
-        self.extra = extra
+        self.prepare = prepare
         self.bridge = FrameBridge(self)
         self.session = Session(config_path=config_path, store=store, on_result=self._on_result,
                                on_status=self._post_status, extra_sinks=extra_sinks,
@@ -50,7 +54,9 @@ class LiveFeed(QObject):
 
     # ---- worker side ------------------------------------------------------------------------
     def _on_result(self, result: FrameResult) -> None:
-        extra = self.extra(result) if self.extra is not None else None
+        extra = None
+        if self.prepare is not None:  # worker-side extra work for this view (hints, overlays)
+            result, extra = self.prepare(result)
         self.bridge.publish(result, extra)
 
     def _post_status(self, kind: str, message: str) -> None:

@@ -15,7 +15,8 @@ from vision_app.config import AppConfig
 from vision_app.models import user_data_dir
 
 from ui.context import AppContext
-from ui.controls import PipelineControls, task_available
+from ui.controls import PipelineControls
+from ui.gallery_service import gallery_available
 from ui.live import LiveFeed
 from ui.message_bar import MessageBar
 from ui.recorder import save_image_async
@@ -96,7 +97,7 @@ class MainWindow(QMainWindow):
         self.act_record.toggled.connect(self.set_recording)
         tb.addSeparator()
         self.act_gallery = tb.addAction("Gallery…", self.show_gallery)
-        if self._open_gallery is None or not task_available("face"):
+        if self._open_gallery is None or not gallery_available():
             self.act_gallery.setEnabled(False)
             self.act_gallery.setToolTip("face gallery not available in this build")
 
