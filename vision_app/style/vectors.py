@@ -69,7 +69,10 @@ class StyleVectorCache:
 
     def _lookup(self, key: str) -> NDArray[np.float32] | None:
         vec = self._memory.get(key)
-        if vec is None and self.disk_dir is not None:
+        if vec is not None:
+            if self.disk_dir is not None and not (self.disk_dir / f"{key}.npy").is_file():
+                self._store(key, vec)  # computed earlier by a stage without the disk cache
+        elif self.disk_dir is not None:
             path = self.disk_dir / f"{key}.npy"
             if path.is_file():
                 try:
