@@ -17,6 +17,7 @@ DEFAULT_COMMAND = "gui"  # what `python main.py` with no sub-command runs, when 
 COMMAND_MODULES = [
     "vision_app.cli.run",
     "vision_app.cli.models_cmd",
+    "vision_app.cli.detect_cmd",
     "vision_app.cli.engines_cmd",
     "vision_app.cli.seg_style_cmd",
     "vision_app.cli.soak_cmd",
