@@ -42,17 +42,19 @@ def _load(name: str) -> Callable[..., Any]:
     return getattr(mod, attr)
 
 
+def probe(name: str) -> str:
+    """'ok' or why backend `name` cannot run here (missing package, no GPU, ...). Never raises."""
+    try:
+        cls = _load(name)
+        check = getattr(cls, "probe", None)
+        return str(check()) if callable(check) else "ok"
+    except EngineError as exc:
+        return str(exc)
+
+
 def available_backends() -> dict[str, str]:
     """name → 'ok' or the reason it cannot be used here (import errors, no GPU)."""
-    out: dict[str, str] = {}
-    for name in backend_names():
-        try:
-            cls = _load(name)
-            probe = getattr(cls, "probe", None)
-            out[name] = probe() if callable(probe) else "ok"
-        except EngineError as exc:
-            out[name] = str(exc)
-    return out
+    return {name: probe(name) for name in backend_names()}
 
 
 def create_engine(model_path: str | Path, backend: str = "onnxruntime", **options: Any) -> Any:
@@ -62,12 +64,27 @@ def create_engine(model_path: str | Path, backend: str = "onnxruntime", **option
 
 
 def resolve_backend(requested: str) -> tuple[str, str]:
-    """Turn 'auto' into a concrete backend name. Returns (name, reason) — the reason is logged and shown."""
+    """Turn 'auto' into a concrete backend name. Returns (name, reason): the reason is logged and shown
+    in the GUI status bar. An explicitly requested backend that cannot run here is an EngineError (never
+    a silent fallback); 'auto' takes TensorRT only when tensorrt, pycuda and a GPU are all usable."""
     if requested != "auto":
-        _load(requested)  # fail now, with the install hint, if it cannot be used
-        return requested, f"backend '{requested}' requested explicitly"
-    status = available_backends()
-    if status.get("tensorrt") == "ok":
-        return "tensorrt", "auto: tensorrt, pycuda and an NVIDIA GPU are usable"
-    why = status.get("tensorrt", "not registered")
-    return "onnxruntime", f"auto: using onnxruntime (CPU) because TensorRT is not usable: {why}"
+        status = probe(requested)
+        if status != "ok":
+            raise EngineError(f"backend '{requested}' was asked for but cannot run here: {status}. "
+                              f"Use --backend auto (picks what works) or --backend onnxruntime")
+        return requested, f"backend '{requested}' requested explicitly" + _detail(requested)
+    trt_status = probe("tensorrt") if "tensorrt" in _BACKENDS else "not registered"
+    if trt_status == "ok":
+        return "tensorrt", "auto: TensorRT, because tensorrt, pycuda and an NVIDIA GPU are usable" + _detail("tensorrt")
+    return "onnxruntime", f"auto: ONNX Runtime, because TensorRT is not usable here: {trt_status}"
+
+
+def _detail(name: str) -> str:
+    """' (TensorRT 10.x on NVIDIA ...)' for backends that can say where they run; '' otherwise."""
+    env = getattr(_load(name), "environment", None)
+    if not callable(env):
+        return ""
+    try:
+        return f" ({env()})"
+    except EngineError as exc:
+        return f" ({exc})"
