@@ -14,6 +14,8 @@ def app_config(args: argparse.Namespace, **overrides: Any) -> AppConfig:
     """Config file (--config) then the given dotted overrides (None values are ignored)."""
     if getattr(args, "backend", None):
         overrides["engine.backend"] = args.backend
+    if getattr(args, "providers", None):  # ONNX Runtime execution providers, in order of preference
+        overrides["engine.providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
     return load_config(getattr(args, "config", None), overrides)
 
 
@@ -25,8 +27,9 @@ class Progress:
     """A one-line progress bar on stderr for runs of known length (redrawn on a terminal, printed every
     10 % otherwise so CI logs stay short)."""
 
-    def __init__(self, total: int | None, label: str = "frames", stream: Any = None) -> None:
+    def __init__(self, total: int | None, label: str = "frames", stream: Any = None, rate: bool = True) -> None:
         self.total = total
+        self.rate = rate  # False: no "fps" figure (e.g. an engine build's percentage)
         self.label = label
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -37,19 +40,21 @@ class Progress:
     def update(self, n: int) -> None:
         now = time.monotonic()
         fps = n / max(now - self.t0, 1e-9)
+        unit = f" {fps:6.1f} fps" if self.rate else ""
+        unit_log = f" {fps:.1f} fps" if self.rate else ""
         if self.total:
             pct = min(100, int(100 * n / self.total))
             if self.tty:
                 if now - self._last_draw < 0.1 and n < self.total:
                     return
                 bar = "#" * (pct // 4) + "-" * (25 - pct // 4)
-                self.stream.write(f"\r[{bar}] {n}/{self.total} {self.label} {fps:6.1f} fps")
+                self.stream.write(f"\r[{bar}] {n}/{self.total} {self.label}{unit}")
                 self._last_draw = now
             elif pct >= self._last_pct + 10:
-                self.stream.write(f"{pct:3d}% {n}/{self.total} {self.label} {fps:.1f} fps\n")
+                self.stream.write(f"{pct:3d}% {n}/{self.total} {self.label}{unit_log}\n")
                 self._last_pct = pct - pct % 10
         elif self.tty and now - self._last_draw >= 0.5:
-            self.stream.write(f"\r{n} {self.label} {fps:6.1f} fps")
+            self.stream.write(f"\r{n} {self.label}{unit}")
             self._last_draw = now
         self.stream.flush()
 
