@@ -44,8 +44,9 @@ def deeplab(store):
 
 
 def run(stage, img: np.ndarray, index: int = 0, source: str = "test") -> FrameResult:
+    """The stage's per-frame process, then its in-order finish, as Pipeline.run does."""
     frame = Frame(img, index, 0.0, source)
-    return stage.process(FrameResult(frame=frame, image=frame.image))
+    return stage.finish(stage.process(FrameResult(frame=frame, image=frame.image)))
 
 
 @pytest.mark.parametrize("name", ["astronaut.png", "zidane.jpg"])
@@ -176,6 +177,20 @@ def test_temporal_smoothing_reduces_flicker_and_resets_on_scene_change(store, sc
     # a resolution change resets too
     small = run(smooth_stage, cv2.resize(coffee, (320, 180)), index=102)
     assert small.extras["segment"]["new_scene"] and small.mask.labels.shape == (180, 320)
+
+
+def test_throughput_mode_smooths_over_consecutive_frames(store, scenes) -> None:
+    """Two workers' stage copies compute alternate frames; the first copy's in-order finish smooths them
+    exactly as one stage would."""
+    base = scenes["zidane.jpg"]
+    frames = [Frame(np.roll(base, 5 * i, axis=1), i, 0.0, "tp") for i in range(4)]
+    single = make_stage(store, smoothing=0.6)
+    expected = [single.finish(single.process(FrameResult(f, f.image))).mask.probs for f in frames]
+    a, b = make_stage(store, smoothing=0.6), make_stage(store, smoothing=0.6)
+    partial = [(a if i % 2 == 0 else b).process(FrameResult(f, f.image)) for i, f in enumerate(frames)]
+    got = [a.finish(p).mask.probs for p in partial]
+    for e, g in zip(expected, got):
+        assert np.allclose(e, g, atol=1e-5)
 
 
 def test_segment_composes_with_annotations(selfie, scenes) -> None:

@@ -74,6 +74,8 @@ def run_single(args: argparse.Namespace, task: str, overrides: dict[str, Any]) -
     try:
         t = time.perf_counter()
         result = stage.process(FrameResult(frame=frame, image=frame.image))
+        if callable(getattr(stage, "finish", None)):
+            result = stage.finish(result)
         log.info("%s took %.1f ms", task, 1000 * (time.perf_counter() - t))
     finally:
         stage.close()

@@ -49,7 +49,8 @@ class Segmenter:
     decode type, class names). smoothing: EMA weight of the previous probabilities (0 = off).
     threshold: person probability above which a pixel is labelled person (binary models).
     foreground: class names whose summed probability becomes Mask.probs (empty = all but background).
-    Not thread-safe by design of the EMA: a lock serialises frames from several workers.
+    probabilities() is stateless (any thread); smooth() keeps the EMA state and expects frames in
+    order (the stage calls it from its in-order finish step; a lock guards it regardless).
     """
 
     def __init__(self, engine: object, entry: ModelEntry, *, smoothing: float, threshold: float,

@@ -117,7 +117,8 @@ def legend_entries(mask: Mask, lut: NDArray[np.uint8]) -> list[LegendEntry]:
 
 
 def draw_legend(img: NDArray[np.uint8], entries: list[LegendEntry]) -> None:
-    """Swatch + name + share per class in the top-right corner, drawn in place on img."""
+    """Swatch + name + share per class in the bottom-left corner (away from the box labels that
+    draw.py puts above boxes), drawn in place on img."""
     if not entries:
         return
     h, w = img.shape[:2]
@@ -126,8 +127,8 @@ def draw_legend(img: NDArray[np.uint8], entries: list[LegendEntry]) -> None:
     th = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][1]
     row = th + 8
     tw = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in lines)
-    x0, y0 = max(0, w - tw - row - 14), 4
-    box = img[y0:y0 + row * len(lines) + 4, x0:w - 4]
+    x0, y0 = 4, max(0, h - row * len(lines) - 8)
+    box = img[y0:y0 + row * len(lines) + 4, x0:min(w, x0 + tw + row + 10)]
     box[:] = box // 2  # darken behind the text so it reads on any image
     for i, (e, text) in enumerate(zip(entries, lines)):
         y = y0 + 4 + i * row

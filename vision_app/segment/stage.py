@@ -18,10 +18,17 @@ from vision_app.types import FrameResult
 
 log = logging.getLogger(__name__)
 
+_PROBS = "probabilities"  # model-resolution probabilities handed from process to finish
+
 
 class SegmentStage:
     """Stage 'segment'. extras['segment'] = {model, overlay, legend: [{name, color_bgr, share}],
-    new_scene}. One instance per pipeline; the temporal smoothing assumes frames arrive in order."""
+    new_scene}.
+
+    process (per frame, may run on several workers at once): the model → low-resolution probabilities.
+    finish (in frame order, one instance): scene-change check, temporal smoothing, the Mask at source
+    resolution and the overlay; so throughput mode with several workers smooths over consecutive frames.
+    """
 
     name = "segment"
 
@@ -37,11 +44,19 @@ class SegmentStage:
                 "classes": list(self.segmenter.class_names)}
 
     def process(self, result: FrameResult) -> FrameResult:
+        probs = self.segmenter.probabilities(result.frame.image)
+        return replace(result, extras={**result.extras, self.name: {_PROBS: probs}})
+
+    def finish(self, result: FrameResult) -> FrameResult:
         frame = result.frame
+        pending = result.extras.get(self.name, {})
+        probs = pending.get(_PROBS) if isinstance(pending, dict) else None
+        if probs is None:  # process failed for this frame (the pipeline reported it)
+            return result
         new_scene = self.scene.update(frame)
-        mask = self.segmenter(frame.image, new_scene)
+        mask = self.segmenter.to_mask(self.segmenter.smooth(probs, new_scene), frame.image.shape[:2])
         image, legend = self.renderer.render(result.image, mask)
-        extras = {**result.extras, "segment": {
+        extras = {**result.extras, self.name: {
             "model": self.segmenter.entry.name, "overlay": self.renderer.mode, "new_scene": new_scene,
             "legend": [asdict(e) for e in legend]}}
         return replace(result, mask=mask, image=image, extras=extras)
