@@ -94,3 +94,18 @@ def run_gui(args: argparse.Namespace) -> int:
         print(f"frames: processed {win.feed.bridge.published}, shown {win.view.frames_shown}, "
               f"skipped by the GUI (newer one already waiting) {win.feed.bridge.coalesced}")
     return int(code)
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    from ui.monitor import MonitorWindow
+
+    app = application()
+    ctx = AppContext.from_args(args)
+    tasks = parse_tasks(args.tasks) if args.tasks else None
+    win = MonitorWindow(ctx, args.sources, tasks, loop_files=args.loop)
+    if ctx.store_error:
+        win.statusBar().showMessage(ctx.store_error)
+    win.show()
+    QTimer.singleShot(0, win.start)
+    quit_later(app, win, args)
+    return int(app.exec())

@@ -36,11 +36,12 @@ class LiveFeed(QObject):
                  store: Callable[[], ModelStore | None],
                  extra_sinks: Callable[[], Sequence[Sink]] = lambda: (),
                  prepare: Callable[[FrameResult], tuple[FrameResult, Any]] | None = None,
-                 loop_files: bool = False,
+                 loop_files: bool = False, status_hook: Callable[[str, str], None] | None = None,
                  name: str = "feed", parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.view = view
         self.prepare = prepare
+        self.status_hook = status_hook
         self.bridge = FrameBridge(self)
         self.session = Session(config_path=config_path, store=store, on_result=self._on_result,
                                on_status=self._post_status, extra_sinks=extra_sinks,
@@ -60,6 +61,8 @@ class LiveFeed(QObject):
         self.bridge.publish(result, extra)
 
     def _post_status(self, kind: str, message: str) -> None:
+        if self.status_hook is not None:  # worker-side listener (e.g. the monitor's event sink)
+            self.status_hook(kind, message)
         self.bridge.post_event(("status", kind, message))
 
     def post(self, payload: Any) -> None:

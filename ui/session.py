@@ -217,6 +217,13 @@ class Session:
         self._status("started", source.source_id)
         self._status("engine", self.engine_text())
 
+    def signal_stop(self) -> None:
+        """Tell the threads to stop without waiting (stop several sessions in parallel, then stop())."""
+        run = self.run
+        if run is not None:
+            run.capture.stop()
+            run.runner.stop()
+
     def stop(self, timeout: float = 1.0) -> bool:
         """Stop every thread of this session; True if all ended within `timeout` seconds."""
         with self._lock:

@@ -69,6 +69,7 @@ class DetectConfig:
     confidence: float = 0.25
     iou: float = 0.45
     max_detections: int = 300         # cap after NMS (0 = no cap)
+    max_candidates: int = 2000        # best-scored boxes kept before NMS (0 = all; NMS cost ~ its square)
     class_agnostic: bool = False      # NMS across classes (default: only boxes of the same class)
     track: bool = True                # ByteTrack ids across frames (drawn next to the label)
     track_high_score: float = 0.5     # detections at/above this are matched first and may start tracks
@@ -127,6 +128,8 @@ class UiConfig:
     pin_lockout_s: float = 300.0      # how long the admin panel stays locked (survives a restart)
     admin_file: str = ""              # kiosk admin PIN hash + lockout state; "" = <user data>/kiosk_admin.json
     event_cooldown_s: float = 10.0    # monitor: the same person/track is announced again after this
+    event_min_frames: int = 3         # monitor: frames a track must be seen before it is announced
+    decision_hold_s: float = 4.0      # kiosk: how long the GRANTED / DENIED banner stays up
 
 
 @dataclass
@@ -229,6 +232,7 @@ def validate(cfg: AppConfig) -> None:
         ("detect.confidence", 0.0 <= cfg.detect.confidence <= 1.0, "0..1"),
         ("detect.iou", 0.0 <= cfg.detect.iou <= 1.0, "0..1"),
         ("detect.max_detections", cfg.detect.max_detections >= 0, ">= 0 (0 = no cap)"),
+        ("detect.max_candidates", cfg.detect.max_candidates >= 0, ">= 0 (0 = no cap)"),
         ("detect.track_low_score", 0.0 <= cfg.detect.track_low_score <= cfg.detect.track_high_score <= 1.0,
          "0 <= track_low_score <= track_high_score <= 1"),
         ("detect.track_new_score", 0.0 <= cfg.detect.track_new_score <= 1.0, "0..1"),
@@ -257,6 +261,8 @@ def validate(cfg: AppConfig) -> None:
         ("ui.pin_max_attempts", cfg.ui.pin_max_attempts >= 1, ">= 1"),
         ("ui.pin_lockout_s", cfg.ui.pin_lockout_s >= 0, ">= 0"),
         ("ui.event_cooldown_s", cfg.ui.event_cooldown_s >= 0, ">= 0"),
+        ("ui.event_min_frames", cfg.ui.event_min_frames >= 1, ">= 1"),
+        ("ui.decision_hold_s", cfg.ui.decision_hold_s >= 0, ">= 0"),
     ]
     for key, ok, expected in checks:
         if not ok:
