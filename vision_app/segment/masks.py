@@ -36,10 +36,25 @@ DECODE_TYPES = ("probability", "logits")
 
 
 def softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Softmax over axis 0 of a (C, h, w) float32 array (numerically stable)."""
-    e = np.exp(logits - logits.max(axis=0, keepdims=True))
-    e /= e.sum(axis=0, keepdims=True)
+    """Softmax over axis 0 of a (C, h, w) float32 array (numerically stable; one temporary)."""
+    e = np.subtract(logits, logits.max(axis=0))
+    np.exp(e, out=e)
+    e *= np.float32(1.0) / e.sum(axis=0)
     return e
+
+
+def argmax_planes(planes: Sequence[NDArray[np.float32]]) -> NDArray[np.uint8]:
+    """Index of the largest of K same-shape float32 planes per pixel → uint8 (first wins ties).
+
+    Equal to np.stack(planes).argmax(0) for K ≤ 256, but a running maximum over contiguous planes is
+    about 1.5× faster than numpy's strided argmax over the first or a short last axis.
+    """
+    best = np.array(planes[0], np.float32, copy=True)
+    idx = np.zeros(best.shape, np.uint8)
+    for k in range(1, len(planes)):
+        np.putmask(idx, planes[k] > best, np.uint8(k))
+        np.maximum(best, planes[k], out=best)
+    return idx
 
 
 class Segmenter:
@@ -121,17 +136,18 @@ class Segmenter:
             if 1 not in self.foreground_ids:  # foreground = background only (odd, but allowed)
                 p = 1.0 - p
             return Mask(labels, self.class_names, p)
-        low_labels = probs.argmax(axis=0)
-        present = np.flatnonzero(np.bincount(low_labels.ravel(), minlength=probs.shape[0]))
+        low_labels = argmax_planes(probs)
+        counts = cv2.calcHist([low_labels], [0], None, [probs.shape[0]], [0, probs.shape[0]]).ravel()
+        present = np.flatnonzero(counts).astype(np.uint8)
         fg = probs[self.foreground_ids].sum(axis=0)
-        planes = np.dstack([probs[present].transpose(1, 2, 0), fg])  # (h, w, K + 1)
-        big = cv2.resize(planes, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+        planes = cv2.merge([*probs[present], fg])  # (h, w, K + 1): one resize call for all of them
+        big = cv2.split(cv2.resize(planes, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1))
         if len(present) == 1:
             labels = np.full((h, w), present[0], np.uint8)
         else:
-            labels = present.astype(np.uint8)[big[..., :-1].argmax(axis=2)]
-        fg_big = np.clip(big[..., -1], 0.0, 1.0)
-        return Mask(labels, self.class_names, np.ascontiguousarray(fg_big))
+            labels = present[argmax_planes(big[:-1])]
+        fg_big = np.clip(big[-1], 0.0, 1.0)
+        return Mask(labels, self.class_names, fg_big)
 
     def __call__(self, img: NDArray[np.uint8], new_scene: bool) -> Mask:
         """Full step for one frame: model → EMA → Mask at the frame's resolution."""

@@ -107,12 +107,17 @@ class LegendEntry:
     share: float
 
 
+def label_shares(labels: NDArray[np.uint8]) -> NDArray[np.float64]:
+    """(256,) share of pixels per label value of a uint8 label image (cv2.calcHist: ~5× np.bincount)."""
+    hist = cv2.calcHist([labels], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+    return hist / max(labels.size, 1)
+
+
 def legend_entries(mask: Mask, lut: NDArray[np.uint8]) -> list[LegendEntry]:
-    """Classes covering at least 0.1 % of the mask (background excluded), largest first."""
-    shares = mask.shares()
-    out = [LegendEntry(n, tuple(int(v) for v in lut[mask.class_names.index(n)]), s)  # type: ignore[arg-type]
-           for n, s in shares.items()
-           if s >= 0.001 and n in mask.class_names and mask.class_names.index(n) != 0]
+    """Classes covering at least 0.1 % of the mask (background, index 0, excluded), largest first."""
+    shares = label_shares(mask.labels)
+    out = [LegendEntry(name, tuple(int(v) for v in lut[i]), float(shares[i]))  # type: ignore[arg-type]
+           for i, name in enumerate(mask.class_names) if i > 0 and shares[i] >= 0.001]
     return sorted(out, key=lambda e: -e.share)
 
 
@@ -157,7 +162,7 @@ class OverlayRenderer:
         self.blur_sigma = float(blur_sigma)
         self.background = background
         self.legend = legend
-        self._fill_cache: dict[tuple[int, int], NDArray[np.uint8]] = {}
+        self._fill_cache: dict[tuple[str, int, int], NDArray[np.uint8]] = {}  # one entry: the last size
 
     def alpha(self, mask: Mask) -> NDArray[np.float32]:
         """Foreground alpha (H, W) float32 from the mask's probabilities (or its labels when it has none)."""
@@ -167,7 +172,7 @@ class OverlayRenderer:
 
     def _fill(self, h: int, w: int) -> NDArray[np.uint8]:
         """The replace/cutout background at (h, w), built once per frame size."""
-        fill = self._fill_cache.get((h, w))
+        fill = self._fill_cache.get(("fill", h, w))
         if fill is None:
             if self.mode == "cutout":
                 fill = checkerboard(h, w)
@@ -175,8 +180,15 @@ class OverlayRenderer:
                 fill = cover(self.background, h, w)
             else:
                 fill = np.full((h, w, 3), GREEN_SCREEN_BGR, np.uint8)
-            self._fill_cache = {(h, w): fill}
+            self._fill_cache = {("fill", h, w): fill}
         return fill
+
+    def _solid(self, h: int, w: int) -> NDArray[np.uint8]:
+        """An (h, w, 3) image of class 1's colour (binary colour overlay), built once per frame size."""
+        key = ("solid", h, w)
+        if key not in self._fill_cache:
+            self._fill_cache = {key: np.full((h, w, 3), self.lut[1], np.uint8)}
+        return self._fill_cache[key]
 
     def render(self, img: NDArray[np.uint8], mask: Mask) -> tuple[NDArray[np.uint8], list[LegendEntry]]:
         """A new image with the overlay (img is not modified) and the legend entries shown."""
@@ -187,11 +199,11 @@ class OverlayRenderer:
         if self.mode == "color":
             if mask.probs is not None and len(mask.class_names) == 2:  # binary: soft edge from the prob
                 weight = self.alpha(mask) * np.float32(self.opacity)
-                colour = np.empty_like(img)
-                colour[:] = self.lut[1]
+                colour = self._solid(h, w)
             else:
-                weight = (mask.labels > 0).astype(np.float32) * np.float32(self.opacity)
-                colour = self.lut[mask.labels]
+                nonzero = cv2.compare(mask.labels, 0, cv2.CMP_GT)  # 255 where a class, 0 for background
+                weight = cv2.multiply(nonzero, self.opacity / 255.0, dtype=cv2.CV_32F)
+                colour = cv2.LUT(cv2.cvtColor(mask.labels, cv2.COLOR_GRAY2BGR), self.lut.reshape(256, 1, 3))
             out = blend(colour, img, weight)
             legend = legend_entries(mask, self.lut)
             if self.legend:
