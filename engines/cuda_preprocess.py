@@ -224,6 +224,7 @@ def _nvrtc_check(nv: Any, rc: int, what: str) -> None:
 
 
 _kernels: dict[int, Any] = {}
+_modules: dict[int, Any] = {}
 
 
 def load_kernel(gpu: Any) -> Any:
@@ -247,7 +248,7 @@ def load_kernel(gpu: Any) -> Any:
         raise EngineError(f"the preprocessing kernel could not be compiled: {exc}") from exc
     fn = module.get_function(KERNEL_NAME)
     fn.prepare(ARG_FORMAT)
-    fn.module = module  # keep the module alive as long as the function
+    _modules[gpu.device] = module  # a function is only valid while its module is loaded
     _kernels[gpu.device] = fn
     return fn
 

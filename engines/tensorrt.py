@@ -39,6 +39,10 @@ class _SharedEngine:
         self.key_text = key_text
         self.plan_path = plan_path
 
+    def __del__(self) -> None:
+        self.engine = None  # TensorRT wants an engine destroyed before the runtime that made it
+        self.runtime = None
+
 
 _build_locks: dict[str, threading.Lock] = {}
 _build_locks_guard = threading.Lock()
@@ -245,6 +249,9 @@ class TensorRTEngine(EngineBase):
                 buf.free()
             self._context = None
             self._shared = None  # type: ignore[assignment]
+
+    def __del__(self) -> None:
+        self._context = None  # an execution context must go before the engine it was created from
 
     def describe(self) -> str:
         return f"{super().describe()} [{self._shared.key_text if self._shared else 'closed'}]"

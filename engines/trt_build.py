@@ -143,8 +143,19 @@ def _make_monitor(trt: Any, progress: BuildProgress) -> Any:
     return _Monitor()
 
 
+_LOGGER: Any = None
+
+
 def make_logger(trt: Any) -> Any:
-    """A trt.ILogger that forwards TensorRT's messages to this module's logging logger."""
+    """The process's trt.ILogger, forwarding TensorRT's messages to logging. One instance only: TensorRT
+    keeps the first logger it is given for the whole process and warns about others."""
+    global _LOGGER
+    if _LOGGER is None:
+        _LOGGER = _new_logger(trt)
+    return _LOGGER
+
+
+def _new_logger(trt: Any) -> Any:
     levels = {trt.ILogger.Severity.INTERNAL_ERROR: logging.ERROR, trt.ILogger.Severity.ERROR: logging.ERROR,
               trt.ILogger.Severity.WARNING: logging.WARNING, trt.ILogger.Severity.INFO: logging.DEBUG,
               trt.ILogger.Severity.VERBOSE: logging.DEBUG}
@@ -228,8 +239,9 @@ def build_plan(onnx_path: str | Path, *, model: str, precision: str, profiles: t
             config.add_optimization_profile(profile)
         if timing_cache is not None:
             _load_timing_cache(config, timing_cache)
-        if hasattr(trt, "IProgressMonitor"):
-            config.progress_monitor = _make_monitor(trt, progress)
+        monitor = _make_monitor(trt, progress) if hasattr(trt, "IProgressMonitor") else None
+        if monitor is not None:  # the local reference keeps it alive for the whole build
+            config.progress_monitor = monitor
         stop = threading.Event()
         beat = threading.Thread(target=_heartbeat, args=(progress, stop, heartbeat_s), daemon=True,
                                 name=f"trt-build-heartbeat-{model}")
