@@ -227,3 +227,15 @@ def test_cli_segment_json(models_dir, media_dir) -> None:
     shares = json.loads(proc.stdout)["shares"]
     assert set(shares) == {"person", "background"}
     assert shares["person"] >= 0.45 and abs(sum(shares.values()) - 1.0) < 1e-6
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"overlay": "replace", "background": "no/such/image.jpg"}, "not a readable image"),
+    ({"model": "deeplab", "foreground": ["persn"]}, "does not have"),
+    ({"model": "yunet"}, "is a 'face_detect' model"),
+])
+def test_bad_segment_config_says_what_to_fix(store, overrides, match) -> None:
+    from vision_app.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        make_stage(store, **overrides)

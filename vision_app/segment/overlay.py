@@ -83,7 +83,8 @@ def load_background(path: str) -> NDArray[np.uint8] | None:
     """The replacement background (BGR uint8) or None for the plain green screen."""
     if not path:
         return None
-    img = cv2.imread(str(Path(path).expanduser()), cv2.IMREAD_COLOR)
+    p = Path(path).expanduser()
+    img = cv2.imread(str(p), cv2.IMREAD_COLOR) if p.is_file() else None
     if img is None:
         raise ConfigError(f"segment.background {path!r} is not a readable image; give a .jpg/.png path "
                           f"or \"\" for a plain green background")
