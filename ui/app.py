@@ -52,7 +52,7 @@ def quit_later(app: QApplication, window: QWidget, args: argparse.Namespace) -> 
     def finish() -> None:
         if args.screenshot:
             writers.append(grab_to_file(window, args.screenshot))
-        window.close()
+        getattr(window, "shutdown", window.close)()  # the kiosk ignores plain close requests
         for w in writers:
             w.join(5.0)
         app.quit()
@@ -109,3 +109,36 @@ def run_monitor(args: argparse.Namespace) -> int:
     QTimer.singleShot(0, win.start)
     quit_later(app, win, args)
     return int(app.exec())
+
+
+def run_kiosk(args: argparse.Namespace) -> int:
+    from ui.kiosk import KioskWindow
+    from ui.kiosk_access import build_controller
+
+    app = application()
+    ctx = AppContext.from_args(args)
+    if args.set_pin:
+        return set_pin(ctx)
+    win = KioskWindow(ctx, args.source or "camera:0", lambda: build_controller(ctx), windowed=args.windowed)
+    win.start()
+    quit_later(app, win, args)
+    return int(app.exec())
+
+
+def set_pin(ctx: AppContext) -> int:
+    """`kiosk --set-pin`: read the new admin PIN (twice on a terminal, once from a pipe)."""
+    import getpass
+
+    from ui.pin import PinStore
+
+    store = PinStore(ctx.admin_file(), ctx.config.ui.pin_max_attempts, ctx.config.ui.pin_lockout_s)
+    if sys.stdin.isatty():
+        pin = getpass.getpass("new admin PIN (4-12 digits): ")
+        if getpass.getpass("again: ") != pin:
+            print("the two PINs differ; nothing changed", file=sys.stderr)
+            return 1
+    else:
+        pin = sys.stdin.readline().strip()
+    store.set_pin(pin)
+    print(f"admin PIN set in {store.path}")
+    return 0

@@ -31,6 +31,11 @@ class AppContext:
         g = self.config.face.gallery
         return Path(g).expanduser() if g else user_data_dir() / "gallery.db"
 
+    def admin_file(self) -> Path:
+        """The kiosk admin PIN file: ui.admin_file, else <user data>/kiosk_admin.json."""
+        f = self.config.ui.admin_file
+        return Path(f).expanduser() if f else user_data_dir() / "kiosk_admin.json"
+
     @classmethod
     def from_args(cls, args: argparse.Namespace, **overrides: Any) -> "AppContext":
         """Config with command-line overrides; a missing model folder is kept as a message for the

@@ -179,6 +179,7 @@ class Session:
 
     def _start_worker(self, gen: int, source_spec: str, spec: PipelineSpec) -> None:
         source: FrameSource | None = None
+        pipeline: Pipeline | None = None
         try:
             cfg = spec.config(self.config_path, self.base_overrides)
             cap = cfg.capture
@@ -187,27 +188,31 @@ class Session:
             if self.loop_files and not source.live:
                 source = LoopingSource(source)
             pipeline, ctx = self._build(spec)
-        except VisionAppError as exc:
+            extra = list(self.extra_sinks())
+        except Exception as exc:
             if source is not None:
                 source.close()
+            if pipeline is not None:
+                pipeline.close()
+            if isinstance(exc, VisionAppError):
+                msg = str(exc)
+            else:  # a bug must reach the window, not only the terminal
+                log.exception("starting %s failed", source_spec)
+                msg = f"starting {source_spec} failed: {type(exc).__name__}: {exc}"
             if not self._cancelled(gen):
-                self._status("source_error" if isinstance(exc, SourceError) else "error", str(exc))
-            return
-        except Exception as exc:  # a bug must reach the window, not only the terminal
-            log.exception("starting %s failed", source_spec)
-            if source is not None:
-                source.close()
-            self._status("error", f"starting {source_spec} failed: {type(exc).__name__}: {exc}")
+                self._status("source_error" if isinstance(exc, SourceError) else "error", msg)
             return
         with self._lock:
             if self._cancelled(gen):
                 source.close()
                 pipeline.close()
+                for sink in extra:
+                    sink.close()
                 return
             self.context = ctx
             self.pipeline = SwappablePipeline(pipeline)
             self.source_id = source.source_id
-            sinks: list[Sink] = [*self.extra_sinks(), self.recorder, CallbackSink(self.on_result)]
+            sinks: list[Sink] = [*extra, self.recorder, CallbackSink(self.on_result)]
             mode = cfg.ui.file_mode
             self.run = LiveRun(source, self.pipeline, sinks, mode=mode,  # type: ignore[arg-type]
                                on_status=self._status,

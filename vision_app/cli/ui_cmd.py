@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", help="camera or file to watch (default camera:0)")
     p.add_argument("--db", metavar="PATH", help="face gallery database (default from config)")
     p.add_argument("--windowed", action="store_true", help="a normal window instead of full screen (testing)")
-    p.add_argument("--loop", action="store_true", help="play a video file source in a loop")
+    p.add_argument("--set-pin", action="store_true", help="set the admin PIN (read from the terminal or "
+                   "stdin) and exit")
     _window_options(p)
     p.set_defaults(func=cmd_kiosk)
 
