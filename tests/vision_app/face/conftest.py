@@ -60,3 +60,38 @@ def identity_embeddings(face_detector, face_embedder, identity_photos):
             crops.append(align_face(img, faces.landmarks[largest(faces)]))
             labels.append(person)
     return np.array(labels), face_embedder.embed(crops)
+
+
+@pytest.fixture(scope="session")
+def passive(stage_context):
+    from vision_app.face.passive import PassiveLiveness
+
+    cfg = stage_context.config.face
+    v2, v1se = cfg.passive_models
+    return PassiveLiveness(stage_context.engine(v2), stage_context.engine(v1se), cfg.passive_threshold)
+
+
+@pytest.fixture(scope="session")
+def face_mesh(stage_context):
+    from vision_app.face.mesh import FaceMesh
+
+    return FaceMesh(stage_context.engine(stage_context.config.face.mesh_model))
+
+
+@pytest.fixture(scope="session")
+def still_video_frames(media_dir: Path, tmp_path_factory) -> list[np.ndarray]:
+    """A 'video' of one still photo of a person (id01/2.jpg at 640 px wide) repeated for 3 s at 30 fps,
+    written through the mp4v codec and read back, so it carries real compression noise."""
+    import cv2
+
+    from face_media import read_image
+
+    photo = read_image(media_dir / "faces" / "id01" / "2.jpg")
+    photo = cv2.resize(photo, (640, round(photo.shape[0] * 640 / photo.shape[1])))
+    path = tmp_path_factory.mktemp("still") / "still.mp4"
+    h, w = photo.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
+    for _ in range(90):
+        writer.write(photo)
+    writer.release()
+    return read_video(path)
