@@ -93,6 +93,43 @@ class FaceConfig:
     blur_min: float = 40.0            # quality: min variance of the Laplacian on the aligned 112x112 crop
     max_yaw_ratio: float = 0.45       # quality: |nose offset from eye midpoint| / eye distance (~39 deg)
     max_roll_deg: float = 30.0        # quality: |eye-line tilt| in degrees
+    passive_models: list[str] = field(default_factory=lambda: ["minifasnet-v2", "minifasnet-v1se"])  # V2 ×2.7, V1SE ×4.0 crops
+    passive_threshold: float = 0.5    # MiniFASNet real-score (p_real / 2) for a live verdict; spoof_1 .23, astronaut .87
+    mesh_model: str = "face-mesh"     # 468-point mesh for blink (EAR) and non-rigid motion; "" = no blink/temporal
+    blink_close_ratio: float = 0.8    # EAR below the track's own median × this = eyes closing (carphone blink: .74)
+    blink_open_ratio: float = 0.9     # back above median × this = reopened: one blink
+    blink_max_closed_s: float = 0.5   # longer closures are not blinks
+    blink_baseline_frames: int = 5    # EAR samples before the per-track baseline is trusted
+    liveness_window_s: float = 2.0    # temporal check window: no blink and no motion in it = not live
+    motion_min: float = 0.012         # non-rigid mesh motion / eye-corner distance; carphone >= .024, shaken photo <= .007
+    head_turn_deg: float = 15.0       # optional head-turn challenge: yaw change from the track's start
+    track_iou: float = 0.3            # face tracker: least IoU to continue a track
+    track_buffer_frames: int = 15     # a lost face track may come back within this many frames
+
+
+@dataclass
+class AccessConfig:
+    """The door kiosk's access controller (vision_app/face/access.py), access log and door."""
+
+    log_db: str = ""                  # access log SQLite file; "" = <user data>/access_log.db
+    kiosk_id: str = "kiosk-1"         # written with every decision
+    check_frames: int = 8             # good frames of the same tracked face judged together
+    min_match_ratio: float = 0.75     # share of those frames that must match the same person
+    min_live_ratio: float = 0.75      # share of those frames the passive check must call real
+    blink_challenge: bool = True      # ask for a blink before granting (kiosk mode)
+    blink_timeout_s: float = 5.0      # time to blink once asked
+    check_timeout_s: float = 10.0     # a check that has not concluded by then is denied
+    result_s: float = 2.0             # ACCESS GRANTED / DENIED stays on screen this long
+    cooldown_s: float = 1.0           # then no new check for this long
+    recognition_interval_s: float = 10.0  # the same tracked face is not checked again within this time
+    lost_frames: int = 5              # frames without the face before a check is abandoned
+    max_failed_attempts: int = 3      # denials within alarm_window_s that raise the alarm
+    alarm_window_s: float = 120.0
+    grant_requires_log: bool = True   # never open the door when the decision cannot be logged
+    door: str = "log"                 # log (no hardware) | webhook
+    door_url: str = ""                # door = "webhook": POST JSON here
+    door_timeout_s: float = 3.0       # per webhook request (sent off the decision thread)
+    snapshot_dir: str = ""            # save each decision's frame as JPEG here; "" = no snapshots
 
 
 @dataclass
@@ -140,6 +177,7 @@ class AppConfig:
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     style: StyleConfig = field(default_factory=StyleConfig)
     ui: UiConfig = field(default_factory=UiConfig)
@@ -241,10 +279,24 @@ def validate(cfg: AppConfig) -> None:
         ("detect.track_buffer_frames", cfg.detect.track_buffer_frames >= 0, ">= 0"),
         ("face.detect_score", 0.0 <= cfg.face.detect_score <= 1.0, "0..1"),
         ("face.match_threshold", -1.0 <= cfg.face.match_threshold <= 1.0, "-1..1 (cosine)"),
+        ("access.check_frames", cfg.access.check_frames >= 1, ">= 1"),
+        ("access.min_match_ratio", 0.0 < cfg.access.min_match_ratio <= 1.0, "0..1"),
+        ("access.min_live_ratio", 0.0 < cfg.access.min_live_ratio <= 1.0, "0..1"),
+        ("access.max_failed_attempts", cfg.access.max_failed_attempts >= 1, ">= 1"),
+        ("access.door", cfg.access.door in ("log", "webhook"), "'log' or 'webhook'"),
         ("face.gallery_busy_timeout_s", cfg.face.gallery_busy_timeout_s >= 0, ">= 0"),
         ("face.min_face_px", cfg.face.min_face_px >= 0, ">= 0"),
         ("face.max_yaw_ratio", cfg.face.max_yaw_ratio > 0, "> 0"),
         ("face.max_roll_deg", 0 < cfg.face.max_roll_deg <= 180, "0..180"),
+        ("face.passive_threshold", 0.0 <= cfg.face.passive_threshold <= 1.0, "0..1"),
+        ("face.passive_models", len(cfg.face.passive_models) == 2, "two model names (V2 ×2.7, V1SE ×4.0)"),
+        ("face.blink_close_ratio", 0.0 < cfg.face.blink_close_ratio < cfg.face.blink_open_ratio <= 1.0,
+         "0 < blink_close_ratio < blink_open_ratio <= 1"),
+        ("face.blink_baseline_frames", cfg.face.blink_baseline_frames >= 1, ">= 1"),
+        ("face.liveness_window_s", cfg.face.liveness_window_s > 0, "> 0"),
+        ("face.motion_min", cfg.face.motion_min > 0, "> 0"),
+        ("face.track_iou", 0.0 < cfg.face.track_iou <= 1.0, "0..1"),
+        ("face.track_buffer_frames", cfg.face.track_buffer_frames >= 0, ">= 0"),
         ("segment.overlay", cfg.segment.overlay in ("color", "blur", "replace", "cutout"),
          "color | blur | replace | cutout"),
         ("segment.opacity", 0.0 <= cfg.segment.opacity <= 1.0, "0..1"),
