@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "vision_app.cli.seg_style_cmd",
     "vision_app.cli.soak_cmd",
     "vision_app.cli.ui_cmd",
+    "vision_app.cli.gallery_cmd",
 ]
 
 
