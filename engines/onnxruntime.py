@@ -30,12 +30,14 @@ class OnnxRuntimeEngine(EngineBase):
     providers: execution providers in order of preference, e.g. ["CPUExecutionProvider"]. A requested
     provider that this onnxruntime build lacks raises EngineError (set allow_fallback=True to accept the
     remaining ones; the fallback is logged as a warning). threads: intra-op threads (0 = ORT default).
+    provider_options: per-provider option dicts, e.g. the TensorRT EP's engine-cache folder.
     """
 
     backend = "onnxruntime"
 
     def __init__(self, model_path: str | Path, *, providers: Sequence[str] | None = None,
-                 threads: int = 0, allow_fallback: bool = False, name: str | None = None) -> None:
+                 threads: int = 0, allow_fallback: bool = False, name: str | None = None,
+                 provider_options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         import onnxruntime as ort
 
         self.path = Path(model_path)
@@ -56,13 +58,15 @@ class OnnxRuntimeEngine(EngineBase):
             log.warning("%s; continuing with the others", msg)
             wanted = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
         self._providers = wanted
+        self._provider_options = {k: dict(v) for k, v in (provider_options or {}).items()}
         opts = ort.SessionOptions()
         if self._threads > 0:
             opts.intra_op_num_threads = self._threads
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=wanted)
+            self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=wanted,
+                                                 provider_options=[self._provider_options.get(p, {}) for p in wanted])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
             raise EngineError(f"{self.path} is not a valid ONNX model that onnxruntime can load "
                               f"(expected an .onnx file from the model folder): {exc}") from exc
@@ -85,7 +89,8 @@ class OnnxRuntimeEngine(EngineBase):
         """A sibling session for another thread (ORT sessions are thread-safe, but a separate session per
         thread avoids contention of their thread pools)."""
         return OnnxRuntimeEngine(self.path, providers=self._providers, threads=self._threads,
-                                 allow_fallback=self._allow_fallback, name=self.name)
+                                 allow_fallback=self._allow_fallback, name=self.name,
+                                 provider_options=self._provider_options)
 
     def close(self) -> None:
         self._session = None  # type: ignore[assignment]

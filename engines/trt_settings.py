@@ -154,3 +154,13 @@ def check_in_profile(model: str, name: str, shape: Sequence[int], profile: Profi
                       f"optimization profile (min {list(profile.min)}, max {list(profile.max)}); feed a "
                       f"smaller frame, or widen tensorrt.min_hw / max_hw / max_batch in the config (the "
                       f"engine is rebuilt once for the new range)")
+
+
+def ort_tensorrt_options(section: Any) -> dict[str, str]:
+    """ONNX Runtime TensorRT execution-provider options from the `[tensorrt]` section: its engines and
+    timing cache go to <cache_dir>/onnxruntime-trt, so ORT does not rebuild them on every start either."""
+    folder = TrtSettings.from_config(section).cache_dir / "onnxruntime-trt"  # type: ignore[operator]
+    return {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(folder),
+            "trt_timing_cache_enable": "True", "trt_timing_cache_path": str(folder),
+            "trt_fp16_enable": "True" if section.precision == "fp16" else "False",
+            "trt_max_workspace_size": str(int(section.workspace_mb) << 20)}

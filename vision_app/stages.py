@@ -65,6 +65,10 @@ class StageContext:
         opts: dict[str, Any] = {"name": model_name}
         if self.backend == "onnxruntime":
             opts.update(threads=self.config.engine.threads, providers=self.config.engine.providers)
+            if "TensorrtExecutionProvider" in self.config.engine.providers:  # ORT's own TensorRT: cache it too
+                from engines.trt_settings import ort_tensorrt_options
+
+                opts.update(provider_options={"TensorrtExecutionProvider": ort_tensorrt_options(self.config.tensorrt)})
         elif self.backend == "tensorrt":  # engine build/cache settings; build progress goes to on_status
             from engines.trt_settings import TrtSettings
 

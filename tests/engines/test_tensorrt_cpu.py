@@ -338,3 +338,31 @@ def test_importing_the_app_never_touches_tensorrt_or_pycuda() -> None:
     r = subprocess.run([sys.executable, "-c", IMPORT_ALL], cwd=REPO, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "TRIED [] " in r.stdout, r.stdout
+
+
+# ---- ONNX Runtime's own CUDA / TensorRT execution providers ---------------------------------------
+
+def test_ort_tensorrt_provider_options_cache_in_the_engine_folder(app_config) -> None:
+    from engines.trt_settings import ort_tensorrt_options
+
+    opts = ort_tensorrt_options(dataclasses.replace(app_config.tensorrt, cache_dir="/tmp/e", precision="fp16"))
+    assert opts["trt_engine_cache_path"] == "/tmp/e/onnxruntime-trt" and opts["trt_engine_cache_enable"] == "True"
+    assert opts["trt_fp16_enable"] == "True" and opts["trt_timing_cache_enable"] == "True"
+
+
+def test_asking_for_gpu_providers_without_onnxruntime_gpu_is_refused(app_config, store) -> None:
+    import onnxruntime as ort
+
+    from vision_app.stages import StageContext
+
+    wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    if all(p in ort.get_available_providers() for p in wanted):
+        pytest.skip("onnxruntime-gpu is installed here")
+    cfg = dataclasses.replace(app_config, engine=dataclasses.replace(app_config.engine, backend="onnxruntime",
+                                                                     providers=wanted))
+    ctx = StageContext(cfg, store)
+    with pytest.raises(EngineError, match="execution provider.*requested but this onnxruntime build only has"):
+        ctx.engine("yolo-fastest-1.1")
+    eng = __import__("engines").create_engine(store.path("yolo-fastest-1.1"), "onnxruntime",
+                                              provider_options={"CPUExecutionProvider": {}})
+    assert eng.providers == ["CPUExecutionProvider"] and eng.clone().providers == ["CPUExecutionProvider"]
