@@ -126,7 +126,11 @@ class TensorRTEngine(EngineBase):
         with _lock_for(key.digest()):  # two stages asking for the same model build it once
             plan = None if (rebuild or cache is None) else cache.load(key)
             if plan is not None:
-                engine = runtime.deserialize_cuda_engine(plan)
+                try:
+                    engine = runtime.deserialize_cuda_engine(plan)
+                except (RuntimeError, TypeError) as exc:  # some versions raise instead of returning None
+                    log.warning("%s: deserializing the cached plan failed: %s", self.name, exc)
+                    engine = None
                 if engine is not None:
                     log.info("%s: using cached TensorRT engine %s", self.name, cache.path_for(key))  # type: ignore[union-attr]
                     return _SharedEngine(runtime, engine, key_text, cache.path_for(key))  # type: ignore[union-attr]
