@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "vision_app.cli.run",
     "vision_app.cli.models_cmd",
     "vision_app.cli.detect_cmd",
+    "vision_app.cli.bench_cmd",
     "vision_app.cli.engines_cmd",
     "vision_app.cli.seg_style_cmd",
     "vision_app.cli.soak_cmd",

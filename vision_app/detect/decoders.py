@@ -184,8 +184,9 @@ class AnchorHeadDecoder:
                    + (f" on a {self.input_size[0]}x{self.input_size[1]} input" if self.input_size else ""))
             _check_shape(self.model, self.kind, head.output, self._expected(head), shapes, why)
 
-    def _head(self, head: _Head, out: np.ndarray, conf: float
-              ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.int32]] | None:
+    def _select(self, head: _Head, out: np.ndarray, conf: float) -> tuple[np.ndarray, ...] | None:
+        """Rows of one head whose objectness passes conf: (raw (K, 5+C), cell xy (K, 2), anchor wh (K, 2),
+        stride (K, 1), scale_x_y (K, 1)), or None."""
         a, v = len(head.anchors), 5 + self.num_classes
         if self.layout == "nchw":
             _runtime_shape(self.model, head.output, out, 4, a * v, 1)
@@ -197,30 +198,36 @@ class AnchorHeadDecoder:
             gh, gw = out.shape[2:4]
             view = out.reshape(a, gh * gw, v)
             obj_raw = view[:, :, 4]
-        # score = obj * cls <= obj: drop cells on objectness first, before touching the class values
+        # score = obj * cls <= obj: drop cells on objectness (compared as logits) before anything else
         a_idx, cell = np.nonzero(obj_raw > (_logit(conf) if self.sigmoid else conf))
         if a_idx.size == 0:
             return None
         raw = view[a_idx, :, cell] if self.layout == "nchw" else view[a_idx, cell]
-        act = _sigmoid(raw) if self.sigmoid else raw
-        keep, score, cls = _best_class(act[:, 5:], act[:, 4], conf)
-        raw, act, a_idx, cell = raw[keep], act[keep], a_idx[keep], cell[keep]
-        grid = self._grids.get(gh, gw)[cell]
-        anchors = head.anchors[a_idx]
-        if self.style == "v5":
-            xy = (act[:, 0:2] * 2.0 - 0.5 + grid) * head.stride
-            wh = (act[:, 2:4] * 2.0) ** 2 * anchors
-        else:  # darknet activates xy/obj/cls only; wh stays in log space
-            s = head.scale_x_y
-            xy = (act[:, 0:2] * s - 0.5 * (s - 1.0) + grid) * head.stride
-            wh = np.exp(raw[:, 2:4]) * anchors
-        return _cxcywh_to_xyxy(xy, wh), score, cls
+        k = (a_idx.size, 1)
+        return (raw, self._grids.get(gh, gw)[cell], head.anchors[a_idx],
+                np.full(k, head.stride, np.float32), np.full(k, head.scale_x_y, np.float32))
 
     def __call__(self, outputs: Mapping[str, np.ndarray], conf: float) -> Candidates:
-        parts = [p for h in self.heads if (p := self._head(h, outputs[h.output], conf)) is not None]
+        parts = [p for h in self.heads if (p := self._select(h, outputs[h.output], conf)) is not None]
         if not parts:
             return Candidates.empty()
-        return Candidates(*(np.concatenate(col) for col in zip(*parts)))
+        raw, grid, anchors, stride, sxy = (np.concatenate(c) for c in zip(*parts))
+        cls_raw = raw[:, 5:]
+        cls = cls_raw.argmax(axis=1)  # the sigmoid is monotonic: the best logit is the best probability
+        best = cls_raw[np.arange(cls.size), cls]
+        score = _sigmoid(raw[:, 4]) * _sigmoid(best) if self.sigmoid else raw[:, 4] * best
+        keep = np.flatnonzero(score > conf)
+        raw, grid, anchors, stride, sxy = raw[keep], grid[keep], anchors[keep], stride[keep], sxy[keep]
+        txy = _sigmoid(raw[:, 0:2]) if self.sigmoid else raw[:, 0:2]
+        if self.style == "v5":
+            twh = _sigmoid(raw[:, 2:4]) if self.sigmoid else raw[:, 2:4]
+            xy = (txy * 2.0 - 0.5 + grid) * stride
+            wh = (twh * 2.0) ** 2 * anchors
+        else:  # darknet activates xy/obj/cls only; wh stays in log space
+            xy = (txy * sxy - 0.5 * (sxy - 1.0) + grid) * stride
+            wh = np.exp(raw[:, 2:4]) * anchors
+        return Candidates(_cxcywh_to_xyxy(xy, wh), score[keep].astype(np.float32, copy=False),
+                          cls[keep].astype(np.int32))
 
 
 class ConcatDecoder:

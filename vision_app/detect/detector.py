@@ -27,12 +27,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class DetectParams:
     """Post-processing thresholds (from config.detect): conf = minimum score, iou = NMS IoU threshold,
-    max_detections = cap after NMS (0 = none), class_agnostic = NMS across classes."""
+    max_detections = cap after NMS (0 = none), class_agnostic = NMS across classes, max_candidates =
+    best-scored boxes kept before NMS (0 = all; NMS work grows with its square)."""
 
     conf: float = 0.25
     iou: float = 0.45
     max_detections: int = 300
     class_agnostic: bool = False
+    max_candidates: int = 2000
 
 
 @dataclass
@@ -76,7 +78,7 @@ class Detector:
         p = self.params
         cand: Candidates = self.decoder(outputs, p.conf if conf is None else conf)
         keep = nms(cand.xyxy, cand.scores, p.iou, None if p.class_agnostic else cand.class_id,
-                   max_detections=p.max_detections)
+                   max_detections=p.max_detections, max_candidates=p.max_candidates)
         return Detections(box_map.to_source(cand.xyxy[keep]), cand.scores[keep], cand.class_id[keep],
                           None, self.class_names)
 

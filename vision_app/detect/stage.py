@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def detect_params(cfg: DetectConfig) -> DetectParams:
     return DetectParams(conf=cfg.confidence, iou=cfg.iou, max_detections=cfg.max_detections,
-                        class_agnostic=cfg.class_agnostic)
+                        class_agnostic=cfg.class_agnostic, max_candidates=cfg.max_candidates)
 
 
 def tracker_params(cfg: DetectConfig) -> TrackerParams:

@@ -71,6 +71,13 @@ def test_nms_table(name: str, boxes: list, scores: list, classes: list | None, t
     assert keep.tolist() == expected
 
 
+def test_nms_max_candidates_keeps_the_best_scores_before_nms() -> None:
+    xyxy = np.array([[20 * i, 0, 20 * i + 10, 10] for i in range(6)], np.float32)  # all disjoint
+    scores = np.array([0.3, 0.9, 0.5, 0.9, 0.1, 0.7], np.float32)
+    assert nms(xyxy, scores, 0.5, max_candidates=3).tolist() == [1, 3, 5]
+    assert nms(xyxy, scores, 0.5, max_candidates=0).tolist() == [1, 3, 5, 2, 0, 4]
+
+
 def test_nms_score_threshold_and_length_mismatch() -> None:
     xyxy = np.array([B, [20, 0, 30, 10]], np.float32)
     assert nms(xyxy, np.array([0.2, 0.6]), 0.5, score_threshold=0.25).tolist() == [1]
