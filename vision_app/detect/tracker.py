@@ -78,12 +78,14 @@ class ByteTracker:
         """(T, 4) float32 current box estimate of every track, source pixels."""
         return kalman.cxcywh_to_xyxy(self.mean) if len(self.mean) else np.zeros((0, 4), np.float32)
 
-    def _associate(self, tracks: NDArray[np.intp], dets: NDArray[np.intp], boxes: NDArray[np.float32],
-                   cls: NDArray[np.int32], min_iou: float) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-        """Match track indices to detection indices; returns the matched (tracks, dets) pairs."""
+    def _associate(self, pred: NDArray[np.float32], tracks: NDArray[np.intp], dets: NDArray[np.intp],
+                   boxes: NDArray[np.float32], cls: NDArray[np.int32], min_iou: float
+                   ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """Match track indices to detection indices by IoU of the predicted boxes pred (T, 4);
+        returns the matched (tracks, dets) pairs."""
         if tracks.size == 0 or dets.size == 0:
             return np.zeros((0,), np.intp), np.zeros((0,), np.intp)
-        iou = box_iou(self.predicted_xyxy()[tracks], boxes[dets])
+        iou = box_iou(pred[tracks], boxes[dets])
         iou[self.cls[tracks][:, None] != cls[dets][None, :]] = 0.0
         r, c = greedy_match(iou, min_iou)
         return tracks[r], dets[c]
@@ -94,21 +96,27 @@ class ByteTracker:
         ids (-1 = not part of a confirmed track: below low_score, unmatched, or a tentative track)."""
         p = self.params
         self.frame += 1
-        n = len(scores)
-        out = np.full(n, -1, np.int32)
+        out = np.full(len(scores), -1, np.int32)
         self.mean, self.cov = kalman.predict(self.mean, self.cov)
-        high = np.flatnonzero(scores >= p.high_score)
-        low = np.flatnonzero((scores >= p.low_score) & (scores < p.high_score))
-        confirmed = np.flatnonzero(self.state != TENTATIVE)
-        t1, d1 = self._associate(confirmed, high, xyxy, class_id, p.match_iou)
-        left_high = np.setdiff1d(high, d1)
-        active_left = np.setdiff1d(np.flatnonzero(self.state == ACTIVE), t1)
-        t2, d2 = self._associate(active_left, low, xyxy, class_id, p.low_match_iou)
-        t3, d3 = self._associate(np.flatnonzero(self.state == TENTATIVE), left_high, xyxy, class_id,
-                                 p.match_iou)
-        new_ids = np.arange(self._next_id, self._next_id + t3.size, dtype=np.int32)
+        pred = self.predicted_xyxy()
+        high = scores >= p.high_score
+        det_used = np.zeros(len(scores), bool)
+        trk_used = np.zeros(len(self.state), bool)
+        # 1. high detections <-> confirmed tracks (active and lost)
+        t1, d1 = self._associate(pred, np.flatnonzero(self.state != TENTATIVE), np.flatnonzero(high),
+                                 xyxy, class_id, p.match_iou)
+        det_used[d1], trk_used[t1] = True, True
+        # 2. low detections <-> active tracks still unmatched
+        low = (scores >= p.low_score) & ~high
+        t2, d2 = self._associate(pred, np.flatnonzero((self.state == ACTIVE) & ~trk_used), np.flatnonzero(low),
+                                 xyxy, class_id, p.low_match_iou)
+        det_used[d2], trk_used[t2] = True, True
+        # 3. remaining high detections <-> tentative tracks (a second sighting confirms them)
+        t3, d3 = self._associate(pred, np.flatnonzero(self.state == TENTATIVE), np.flatnonzero(high & ~det_used),
+                                 xyxy, class_id, p.match_iou)
+        det_used[d3], trk_used[t3] = True, True
+        self.ids[t3] = np.arange(self._next_id, self._next_id + t3.size, dtype=np.int32)
         self._next_id += t3.size
-        self.ids[t3] = new_ids
         matched_t = np.concatenate([t1, t2, t3])
         matched_d = np.concatenate([d1, d2, d3])
         if matched_t.size:
@@ -117,15 +125,11 @@ class ByteTracker:
             self.state[matched_t] = ACTIVE
             self.last_seen[matched_t] = self.frame
             out[matched_d] = self.ids[matched_t]
-        unmatched = np.ones(len(self.state), bool)
-        unmatched[matched_t] = False
-        self.state[unmatched & (self.state == ACTIVE)] = LOST
-        alive = ~(unmatched & (self.state == TENTATIVE))
+        self.state[~trk_used & (self.state == ACTIVE)] = LOST
+        alive = ~(~trk_used & (self.state == TENTATIVE))
         alive &= ~((self.state == LOST) & (self.frame - self.last_seen > p.buffer_frames))
         self._keep(alive)
-        births = np.setdiff1d(left_high, d3)
-        births = births[scores[births] >= p.new_score]
-        self._birth(births, xyxy, class_id, out)
+        self._birth(np.flatnonzero(high & ~det_used & (scores >= p.new_score)), xyxy, class_id, out)
         return out
 
     def _keep(self, alive: NDArray[np.bool_]) -> None:
