@@ -108,7 +108,6 @@ class Preprocessor:
         std_a = np.asarray(std, np.float64)
         self._alpha = (float(scale) / std_a).astype(np.float32).reshape(3, 1, 1)
         self._beta = (np.asarray(mean, np.float64) / std_a).astype(np.float32).reshape(3, 1, 1)
-        self._uniform = bool(np.all(self._alpha == self._alpha[0]) and np.all(self._beta == 0))
 
     @classmethod
     def from_entry(cls, entry: Any) -> "Preprocessor":
@@ -160,16 +159,15 @@ class Preprocessor:
     def to_blob(self, image: NDArray[np.uint8]) -> NDArray[np.float32]:
         """BGR uint8 (h, w, 3) at input size -> (1, 3, h, w) float32 in the model's colour order,
         scaled and normalised."""
-        if self.color == "rgb":
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         h, w = image.shape[:2]
         blob = np.empty((1, 3, h, w), np.float32)
-        chw = image.transpose(2, 0, 1)
-        if self._uniform:
-            np.multiply(chw, self._alpha[0, 0, 0], out=blob[0], casting="unsafe")
-        else:
-            np.multiply(chw, self._alpha, out=blob[0], casting="unsafe")
-            blob[0] -= self._beta
+        # one contiguous plane per channel converts with SIMD; a strided HWC->CHW multiply is ~2x slower
+        planes = cv2.split(image)
+        order = (2, 1, 0) if self.color == "rgb" else (0, 1, 2)
+        for c, src in enumerate(order):
+            np.multiply(planes[src], self._alpha[c, 0, 0], out=blob[0, c], casting="unsafe")
+            if self._beta[c, 0, 0]:
+                blob[0, c] -= self._beta[c, 0, 0]
         return blob
 
     def __call__(self, image: NDArray[np.uint8]) -> tuple[NDArray[np.float32], BoxMap]:
