@@ -1,0 +1,201 @@
+"""The `face` pipeline stage: detect, align, quality, embed, identify, passive liveness, mesh (process),
+then track and accumulate blink / temporal / head-turn evidence per tracked face (finish).
+
+`process` is independent per frame (safe on parallel workers, each with its own instance); `finish` runs
+in frame order on one instance and holds the tracker and the per-track liveness state. The result gets
+`faces` (with identity, match_score, liveness = passive real-score, tracker_id) and
+`extras["face"]`: a tuple of FaceObservation for the access controller. Faces failing the size gate are
+reported but not analysed further; faces failing the other quality gates are not identified (a blurred
+or turned face gives unreliable similarities) but still feed liveness.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vision_app.detect.tracker import ByteTracker, TrackerParams
+from vision_app.face.align import align_face
+from vision_app.face.detector import FaceDetector
+from vision_app.face.embedder import FaceEmbedder
+from vision_app.face.liveness import LivenessParams, TrackLiveness
+from vision_app.face.mesh import FaceMesh, MeshResult
+from vision_app.face.observation import FACE_EXTRAS_KEY, FaceObservation
+from vision_app.face.passive import PassiveLiveness
+from vision_app.face.quality import QualityGates
+from vision_app.types import Faces, FrameResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _FaceFrame:
+    """process → finish hand-over for one frame (never leaves the stage: finish replaces it)."""
+
+    faces: Faces
+    quality: tuple[str | None, ...]
+    names: tuple[str | None, ...]          # accepted identity per face
+    best: tuple[str, ...]                  # best candidate per face ("" = none)
+    similarity: NDArray[np.float32]        # (N,) nan = not matched
+    passive_score: NDArray[np.float32]     # (N,) nan = not run (too small)
+    passive_live: tuple[bool, ...]
+    meshes: tuple[MeshResult | None, ...]
+    embeddings: tuple[NDArray[np.float32] | None, ...]
+
+
+class FaceStage:
+    """Pipeline stage around the face components. matcher: the gallery's Matcher (identify(emb) ->
+    list of Match with identity/best/similarity/accepted), or None for no identification."""
+
+    name = "face"
+
+    def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, passive: PassiveLiveness,
+                 mesh: FaceMesh | None, gates: QualityGates, liveness: LivenessParams,
+                 tracker: TrackerParams, matcher: Any | None = None, gallery: Any | None = None) -> None:
+        self.detector, self.embedder, self.passive, self.mesh = detector, embedder, passive, mesh
+        self.gates, self.liveness_params, self.matcher, self._gallery = gates, liveness, matcher, gallery
+        self.tracker = ByteTracker(tracker)
+        self._tracks: dict[int, TrackLiveness] = {}
+        self._last_seen: dict[int, int] = {}
+        self._frame_no = 0
+
+    # -- per frame (parallel-safe) -------------------------------------------------------------------
+    def process(self, result: FrameResult) -> FrameResult:
+        img = result.frame.image
+        faces = self.detector.detect(img)
+        n = len(faces)
+        sized = [self.gates.size(faces.xyxy[i]) is None for i in range(n)]
+        quality: list[str | None] = [None] * n
+        aligned: dict[int, NDArray[np.uint8]] = {}
+        for i in range(n):
+            if not sized[i]:
+                quality[i] = self.gates.size(faces.xyxy[i])
+                continue
+            aligned[i] = align_face(img, faces.landmarks[i])
+            quality[i] = self.gates.check(faces.xyxy[i], faces.landmarks[i], aligned[i])
+        good = [i for i in range(n) if quality[i] is None]
+        emb = self.embedder.embed([aligned[i] for i in good]) if good else np.zeros((0, 0), np.float32)
+        names: list[str | None] = [None] * n
+        best = [""] * n
+        sim = np.full(n, np.nan, np.float32)
+        embeddings: list[NDArray[np.float32] | None] = [None] * n
+        for k, i in enumerate(good):
+            embeddings[i] = emb[k]
+        if self.matcher is not None and good:
+            for i, m in zip(good, self.matcher.identify(emb)):
+                names[i], best[i], sim[i] = m.identity, m.best or "", m.similarity
+        analysed = [i for i in range(n) if sized[i]]
+        p_score = np.full(n, np.nan, np.float32)
+        p_live = [False] * n
+        for i, r in zip(analysed, self.passive.check(img, faces.xyxy[analysed])):
+            p_score[i], p_live[i] = r.score, r.live
+        meshes = [self.mesh.run(img, faces.xyxy[i]) if self.mesh is not None and sized[i] else None
+                  for i in range(n)]
+        data = _FaceFrame(faces, tuple(quality), tuple(names), tuple(best), sim, p_score, tuple(p_live),
+                          tuple(meshes), tuple(embeddings))
+        faces = replace(faces, identity=tuple(x or "" for x in names) if self.matcher is not None else None,
+                        match_score=sim if self.matcher is not None else None, liveness=p_score)
+        return replace(result, faces=faces, extras={**result.extras, FACE_EXTRAS_KEY: data})
+
+    # -- in frame order (one instance) ---------------------------------------------------------------
+    def finish(self, result: FrameResult) -> FrameResult:
+        data = result.extras.get(FACE_EXTRAS_KEY)
+        if not isinstance(data, _FaceFrame):
+            return result
+        self._frame_no += 1
+        f, t = data.faces, result.frame.timestamp
+        ids = self.tracker.update(f.xyxy, f.score, np.zeros(len(f), np.int32))
+        obs = []
+        for i in range(len(f)):
+            tid = int(ids[i])
+            state = None
+            if tid >= 0:  # tentative tracks (first frame of a new face) carry no history yet
+                track = self._tracks.get(tid)
+                if track is None:
+                    track = self._tracks[tid] = TrackLiveness(self.liveness_params)
+                self._last_seen[tid] = self._frame_no
+                state = track.update(t, f.landmarks[i], data.meshes[i])
+            x1, y1, x2, y2 = (float(v) for v in f.xyxy[i])
+            obs.append(FaceObservation(
+                track_id=tid, xyxy=(x1, y1, x2, y2), identity=data.names[i], best_name=data.best[i],
+                similarity=float(data.similarity[i]), passive_score=float(data.passive_score[i]),
+                passive_live=data.passive_live[i],
+                blink_seen=bool(state and state.blink_seen), blink_count=state.blink_count if state else 0,
+                ear=state.ear if state else math.nan, motion=state.motion if state else 0.0,
+                temporal_live=state.temporal_live if state else None,
+                yaw_deg=state.yaw_deg if state else 0.0, head_turn_seen=bool(state and state.head_turn_seen),
+                quality=data.quality[i], frames_tracked=self._tracks[tid].frames if state else 0,
+                window_s=state.window_s if state else 0.0, frame_index=result.frame.index, timestamp=t,
+                embedding=data.embeddings[i]))
+        self._forget_old_tracks()
+        faces = replace(result.faces if result.faces is not None else f, tracker_id=ids.astype(np.int32))
+        return replace(result, faces=faces, extras={**result.extras, FACE_EXTRAS_KEY: tuple(obs)})
+
+    def _forget_old_tracks(self) -> None:
+        horizon = self.tracker.params.buffer_frames + 1
+        for tid in [k for k, seen in self._last_seen.items() if self._frame_no - seen > horizon]:
+            del self._tracks[tid], self._last_seen[tid]
+
+    def reset(self) -> None:
+        """Forget all tracks (a new source or a scene cut)."""
+        self.tracker.reset()
+        self._tracks.clear()
+        self._last_seen.clear()
+
+    def close(self) -> None:
+        if self._gallery is not None:
+            self._gallery.close()
+
+
+def open_matcher(ctx: Any, embedder: FaceEmbedder, db_path: str | None = None) -> tuple[Any, Any]:
+    """(Gallery, Matcher) for config face.gallery (or db_path), or (None, None) when no gallery file
+    exists there — the stage never creates an empty gallery as a side effect."""
+    from vision_app.face.gallery import Gallery, default_gallery_path
+    from vision_app.face.matcher import Matcher
+
+    cfg = ctx.config.face
+    path = default_gallery_path(db_path or cfg.gallery)
+    if not path.is_file():
+        log.info("face: no gallery at %s; faces are detected and checked for liveness but not identified "
+                 "(enrol people with 'python main.py gallery enroll')", path)
+        return None, None
+    gallery = Gallery.from_config(cfg, str(path))
+    return gallery, Matcher.for_embedder(gallery, embedder, cfg.match_threshold)
+
+
+def build_components(ctx: Any) -> tuple[FaceDetector, FaceEmbedder, PassiveLiveness, FaceMesh | None]:
+    """The face models of config [face] loaded on ctx's backend."""
+    cfg = ctx.config.face
+    detector = FaceDetector(ctx.engine(cfg.detector), cfg.detect_score)
+    entry = ctx.models.entry(cfg.embedder)
+    embedder = FaceEmbedder(ctx.engine(cfg.embedder), entry.name, entry.version)
+    v2, v1se = cfg.passive_models
+    scales = [float(ctx.models.entry(m).preprocess.get("crop_scale", s)) for m, s in ((v2, 2.7), (v1se, 4.0))]
+    passive = PassiveLiveness(ctx.engine(v2), ctx.engine(v1se), cfg.passive_threshold, scales)
+    mesh = None
+    if cfg.mesh_model:
+        mesh_entry = ctx.models.entry(cfg.mesh_model)
+        mesh = FaceMesh(ctx.engine(cfg.mesh_model), float(mesh_entry.preprocess.get("crop_scale", 1.5)))
+    return detector, embedder, passive, mesh
+
+
+def build_face_stage(ctx: Any) -> FaceStage:
+    """Stage for ctx.config.face on ctx's backend, identifying against the configured gallery if any."""
+    from vision_app.errors import ConfigError
+
+    if ctx.models is None:
+        raise ConfigError("the face task needs a model folder (--models or VISION_APP_MODELS)")
+    cfg = ctx.config.face
+    detector, embedder, passive, mesh = build_components(ctx)
+    gallery, matcher = open_matcher(ctx, embedder)
+    tracker = TrackerParams(high_score=cfg.detect_score, low_score=cfg.detect_score, new_score=cfg.detect_score,
+                            match_iou=cfg.track_iou, low_match_iou=cfg.track_iou,
+                            buffer_frames=cfg.track_buffer_frames)
+    log.info("face stage: %s + %s, passive %s, mesh %s, gallery %s", cfg.detector, cfg.embedder,
+             "+".join(cfg.passive_models), cfg.mesh_model or "off", "on" if matcher else "none")
+    return FaceStage(detector, embedder, passive, mesh, QualityGates.from_config(cfg),
+                     LivenessParams.from_config(cfg), tracker, matcher, gallery)
