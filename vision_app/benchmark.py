@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "detect": "vision_app.detect.bench:run_detect_bench",
     "segment": "vision_app.segment.bench:run_segment_bench",
     "style": "vision_app.style.bench:run_style_bench",
+    "face_search": "vision_app.face.bench_search:run_face_search_bench",
 }
 
 

@@ -47,7 +47,8 @@ class KioskState(str, Enum):
 
 @dataclass(frozen=True)
 class Decision:
-    """One access decision. decision: "granted" | "denied"; identity: the person (None if unknown);
+    """One access decision. decision: "granted" | "denied"; identity: the person the face matched (on a
+    denial too, e.g. a photo of an enrolled person; None if unknown);
     reason: why (for a grant: the checks passed); scores: the numbers behind it; liveness: "live" |
     "not live" | "undecided"; alarm: this denial reached max_failed_attempts; logged / log_seq /
     log_error: the access-log outcome; time: the controller clock (frame timestamp, s)."""
@@ -75,7 +76,8 @@ class Decision:
         """{"decision", "identity", "reason", ...} with NaN scores as null."""
         return {"decision": self.decision, "identity": self.identity, "reason": self.reason,
                 "liveness": self.liveness, "alarm": self.alarm, "track_id": self.track_id,
-                "kiosk": self.kiosk, "time": self.wall_time, "logged": self.logged,
+                "kiosk": self.kiosk, "time": self.wall_time, "at_s": round(self.time, 3),
+                "logged": self.logged,
                 "log_error": self.log_error or None, "snapshot": self.snapshot or None,
                 "scores": {k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4))
                            for k, v in self.scores.items()}}
@@ -221,7 +223,8 @@ class AccessController:
         p = self.policy
         if c.challenge_since is not None:  # waiting for the blink
             if face.blink_count > c.blink_base:
-                return self._decide(t, "granted", c.verdict, "all checks passed, blink seen", result, c)
+                return self._decide(t, "granted", c.verdict, "all checks passed, blink seen", result, c,
+                                    {"blinks": float(face.blink_count)})
             if t - c.challenge_since > p.blink_timeout_s:
                 return self._decide(t, "denied", c.verdict, f"no blink within {p.blink_timeout_s:g} s of "
                                     f"being asked", result, c)
@@ -254,10 +257,10 @@ class AccessController:
         return None
 
     def _decide(self, t: float, what: str, verdict: Verdict | None, reason: str, result: FrameResult,
-                c: _Check) -> Decision:
+                c: _Check, extra_scores: dict[str, float] | None = None) -> Decision:
         p = self.policy
         identity = verdict.identity if verdict is not None else None
-        scores = dict(verdict.scores) if verdict is not None else {}
+        scores = {**(verdict.scores if verdict is not None else {}), **(extra_scores or {})}
         liveness = verdict.liveness if verdict is not None else "undecided"
         wall = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         alarm = False

@@ -53,8 +53,8 @@ class AccessPolicy:
 @dataclass(frozen=True)
 class Verdict:
     """Outcome of the window checks. status: pass | fail | pending; identity: the person matched in at
-    least min_match_ratio of the frames (None otherwise); reasons: why it fails / is pending;
-    liveness: "live" | "not live" | "undecided"; scores: the numbers for the log."""
+    least min_match_ratio of the frames (None otherwise), also when a liveness check fails; reasons: why
+    it fails / is pending; liveness: "live" | "not live" | "undecided"; scores: the numbers for the log."""
 
     status: str
     identity: str | None
@@ -122,11 +122,12 @@ def judge(window: Sequence[FaceObservation], p: AccessPolicy) -> Verdict:
         liveness = "not live"
     else:
         liveness = "undecided"
+    # identity is kept on a denial too (the log shows whose face a photo attack used)
     if any(s == FAIL for s, _ in checks):
-        return Verdict(FAIL, None, tuple(w for s, w in checks if s == FAIL), liveness, scores)
+        return Verdict(FAIL, identity, tuple(w for s, w in checks if s == FAIL), liveness, scores)
     if all(s == PASS for s, _ in checks):
         return Verdict(PASS, identity, (), liveness, scores)
-    return Verdict(PENDING, None, tuple(w for s, w in checks if s == PENDING), liveness, scores)
+    return Verdict(PENDING, identity, tuple(w for s, w in checks if s == PENDING), liveness, scores)
 
 
 def guidance_for_quality(reason: str) -> str:

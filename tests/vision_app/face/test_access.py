@@ -107,8 +107,8 @@ def test_denials(tmp_path, face, words, liveness):
 def test_denied_even_though_identity_matches_when_not_live(tmp_path):
     k = Kiosk(tmp_path)
     got = k.feed(obs(temporal=False, sim=0.9), n=8)
-    assert got[0].decision == "denied" and got[0].identity is None
-    assert got[0].scores["match_ratio"] == 1.0  # the face matched; liveness refused it
+    assert got[0].decision == "denied" and got[0].identity == "alice"  # whose photo it was, for the log
+    assert got[0].scores["match_ratio"] == 1.0 and k.door.opened == 0
 
 
 def test_bad_quality_guides_and_does_not_count(tmp_path):
@@ -203,10 +203,10 @@ def _window(n=8, **kw):
     (_window(5) + _window(3, identity=None), PENDING, None),           # 5/8 < .75
     (_window(identity=None), FAIL, None),
     (_window(6) + _window(2, live=False), PASS, "alice"),              # 6/8 real
-    (_window(4) + _window(4, live=False), PENDING, None),
-    (_window(2) + _window(6, live=False), FAIL, None),
-    (_window(7) + _window(1, temporal=False), FAIL, None),             # latest temporal verdict counts
-    (_window(7) + _window(1, temporal=None), PENDING, None),
+    (_window(4) + _window(4, live=False), PENDING, "alice"),
+    (_window(2) + _window(6, live=False), FAIL, "alice"),              # denied, but whose face it was
+    (_window(7) + _window(1, temporal=False), FAIL, "alice"),          # latest temporal verdict counts
+    (_window(7) + _window(1, temporal=None), PENDING, "alice"),
 ])
 def test_judge_table(window, status, identity):
     v = judge(window, AccessPolicy())

@@ -1,0 +1,116 @@
+"""`python main.py verify --source X [--db PATH] [--json]`: the door kiosk's decision loop, headless.
+
+The face pipeline (task `face`, identifying against the gallery) feeds the AccessController; every
+decision is printed (with --json: one JSON object per line), written to the access log and, on a grant,
+sent to the configured door. Video files and image folders are processed frame by frame on video time
+(frame index / fps), so a run is repeatable whatever the CPU load; cameras and streams run live.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from vision_app.cli.common import app_config, model_store
+from vision_app.errors import GalleryError
+from vision_app.types import Frame, FrameResult
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from vision_app.cli import add_common
+
+    p = sub.add_parser("verify", help="run the door kiosk's access decisions on a source, without a window")
+    add_common(p)
+    p.add_argument("--source", required=True, help="camera:0 | video file | rtsp://… | image folder")
+    p.add_argument("--db", metavar="PATH", help="gallery file (default: config face.gallery)")
+    p.add_argument("--key", metavar="PATH", help="gallery key file (default: config face.gallery_key)")
+    p.add_argument("--log-db", metavar="PATH", help="access log file (default: config access.log_db)")
+    p.add_argument("--json", action="store_true", help="one JSON line per decision: "
+                   '{"decision": "granted" | "denied", "identity": ..., "reason": ...}')
+    blink = p.add_mutually_exclusive_group()
+    blink.add_argument("--no-blink", action="store_true", help="no blink challenge (passive and temporal "
+                       "checks only)")
+    blink.add_argument("--blink", action="store_true", help="ask for a blink (the kiosk default)")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = until the end)")
+    p.set_defaults(func=cmd_verify)
+
+
+def _print(decision: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(decision.to_json()), flush=True)
+    else:
+        who = decision.identity or "-"
+        print(f"{decision.wall_time}  {decision.decision.upper():7s}  {who}  ({decision.reason})", flush=True)
+
+
+def _offline(source: Any, pipeline: Any, controller: Any, as_json: bool, max_frames: int) -> int:
+    """Every frame in order, stamped with its video time."""
+    fps = float(getattr(source, "fps", 0.0) or 25.0)
+    n = 0
+    while not max_frames or n < max_frames:
+        img = source.read()
+        if img is None:
+            break
+        result = pipeline.run(Frame(img, n, n / fps, source.source_id))
+        for d in controller.update(result):
+            _print(d, as_json)
+        n += 1
+    return n
+
+
+def _live(source: Any, pipeline: Any, controller: Any, as_json: bool, max_frames: int, cfg: Any) -> int:
+    from vision_app.runner import CallbackSink, LiveRun
+
+    def sink(result: FrameResult) -> None:
+        for d in controller.update(result):
+            _print(d, as_json)
+
+    run = LiveRun(source, pipeline, [CallbackSink(sink)], mode="paced", max_frames=max_frames,
+                  reconnect=(cfg.capture.reconnect_initial_s, cfg.capture.reconnect_max_s,
+                             cfg.capture.reconnect_attempts)).start()
+    try:
+        while not run.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        print("stopping…", file=sys.stderr)
+    finally:
+        run.stop(timeout=2.0)
+    return int(run.runner.stats.processed)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from vision_app.face.access import AccessController
+    from vision_app.face.gallery import default_gallery_path
+    from vision_app.sources import open_source
+    from vision_app.stages import StageContext, build_pipeline
+
+    cfg = app_config(args, **{"face.gallery": args.db, "face.gallery_key": args.key,
+                              "access.log_db": args.log_db})
+    gallery = default_gallery_path(cfg.face.gallery)
+    if not gallery.is_file():
+        raise GalleryError(f"no gallery at {gallery}: enrol people first (python main.py gallery enroll "
+                           f"NAME IMG... --db {gallery}) or pass --db")
+    blink = False if args.no_blink else (True if args.blink else None)
+    ctx = StageContext(cfg, model_store(args))
+    pipeline = build_pipeline(["face"], ctx)
+    controller = AccessController.from_config(cfg, blink_challenge=blink)
+    try:
+        source = open_source(args.source, camera_size=(cfg.capture.camera_width, cfg.capture.camera_height))
+        try:
+            if source.live:
+                frames = _live(source, pipeline, controller, args.json, args.max_frames, cfg)
+            else:
+                frames = _offline(source, pipeline, controller, args.json, args.max_frames)
+        finally:
+            source.close()
+    finally:
+        controller.close()
+        pipeline.close()
+    last = controller.status()
+    print(f"{frames} frames; kiosk state {last.state.value}; access log {controller.access_log.path}",
+          file=sys.stderr)
+    return 0
