@@ -160,27 +160,36 @@ def open_matcher(ctx: Any, embedder: FaceEmbedder, db_path: str | None = None) -
     cfg = ctx.config.face
     path = default_gallery_path(db_path or cfg.gallery)
     if not path.is_file():
-        log.info("face: no gallery at %s; faces are detected and checked for liveness but not identified "
-                 "(enrol people with 'python main.py gallery enroll')", path)
         return None, None
     gallery = Gallery.from_config(cfg, str(path))
     return gallery, Matcher.for_embedder(gallery, embedder, cfg.match_threshold)
 
 
-def build_components(ctx: Any) -> tuple[FaceDetector, FaceEmbedder, PassiveLiveness, FaceMesh | None]:
-    """The face models of config [face] loaded on ctx's backend."""
+def build_detector(ctx: Any) -> FaceDetector:
     cfg = ctx.config.face
-    detector = FaceDetector(ctx.engine(cfg.detector), cfg.detect_score)
-    entry = ctx.models.entry(cfg.embedder)
-    embedder = FaceEmbedder(ctx.engine(cfg.embedder), entry.name, entry.version)
+    return FaceDetector(ctx.engine(cfg.detector), cfg.detect_score)
+
+
+def build_embedder(ctx: Any) -> FaceEmbedder:
+    """The embedder with the manifest's model name and version (stored with every gallery template)."""
+    entry = ctx.models.entry(ctx.config.face.embedder)
+    return FaceEmbedder(ctx.engine(entry.name), entry.name, entry.version)
+
+
+def build_passive(ctx: Any) -> PassiveLiveness:
+    """The MiniFASNet pair of config face.passive_models, each with its manifest crop_scale."""
+    cfg = ctx.config.face
     v2, v1se = cfg.passive_models
     scales = [float(ctx.models.entry(m).preprocess.get("crop_scale", s)) for m, s in ((v2, 2.7), (v1se, 4.0))]
-    passive = PassiveLiveness(ctx.engine(v2), ctx.engine(v1se), cfg.passive_threshold, scales)
-    mesh = None
-    if cfg.mesh_model:
-        mesh_entry = ctx.models.entry(cfg.mesh_model)
-        mesh = FaceMesh(ctx.engine(cfg.mesh_model), float(mesh_entry.preprocess.get("crop_scale", 1.5)))
-    return detector, embedder, passive, mesh
+    return PassiveLiveness(ctx.engine(v2), ctx.engine(v1se), cfg.passive_threshold, scales)
+
+
+def build_mesh(ctx: Any) -> FaceMesh | None:
+    """The face mesh of config face.mesh_model, or None when it is "" (no blink / temporal checks)."""
+    name = ctx.config.face.mesh_model
+    if not name:
+        return None
+    return FaceMesh(ctx.engine(name), float(ctx.models.entry(name).preprocess.get("crop_scale", 1.5)))
 
 
 def build_face_stage(ctx: Any) -> FaceStage:
@@ -190,8 +199,12 @@ def build_face_stage(ctx: Any) -> FaceStage:
     if ctx.models is None:
         raise ConfigError("the face task needs a model folder (--models or VISION_APP_MODELS)")
     cfg = ctx.config.face
-    detector, embedder, passive, mesh = build_components(ctx)
+    detector, embedder = build_detector(ctx), build_embedder(ctx)
+    passive, mesh = build_passive(ctx), build_mesh(ctx)
     gallery, matcher = open_matcher(ctx, embedder)
+    if matcher is None:
+        log.info("face: no gallery at %s; faces are detected and checked for liveness but not identified "
+                 "(enrol people with 'python main.py gallery enroll')", cfg.gallery or "<user data>/gallery.db")
     tracker = TrackerParams(high_score=cfg.detect_score, low_score=cfg.detect_score, new_score=cfg.detect_score,
                             match_iou=cfg.track_iou, low_match_iou=cfg.track_iou,
                             buffer_frames=cfg.track_buffer_frames)

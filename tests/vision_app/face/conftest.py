@@ -95,3 +95,20 @@ def still_video_frames(media_dir: Path, tmp_path_factory) -> list[np.ndarray]:
         writer.write(photo)
     writer.release()
     return read_video(path)
+
+
+@pytest.fixture(scope="session")
+def gallery_path(tmp_path_factory, store, face_detector, face_embedder, identity_photos):
+    """A gallery with id01..id03 enrolled from their first photo, through the gallery's own API."""
+    from face_media import read_image
+    from vision_app.face.align import align_face
+    from vision_app.face.gallery import Gallery
+
+    path = tmp_path_factory.mktemp("gallery") / "gallery.db"
+    with Gallery(path) as g:
+        for person in ("id01", "id02", "id03"):
+            img = read_image(identity_photos[person][0])
+            faces = face_detector.detect(img)
+            emb = face_embedder.embed([align_face(img, faces.landmarks[0])])
+            g.enroll(person, emb, face_embedder.model_name, face_embedder.model_version)
+    return path

@@ -8,7 +8,6 @@ import pytest
 
 from face_media import read_image
 from vision_app.config import load_config
-from vision_app.face.align import align_face
 from vision_app.face.observation import FaceObservation, observations
 from vision_app.pipeline import Pipeline
 from vision_app.stages import StageContext, build_stage, parse_tasks
@@ -24,21 +23,6 @@ def _context(store, **overrides):
 def _run(stage, frames, source="test"):
     pipe = Pipeline([stage])
     return [pipe.run(Frame(f, i, i / FPS, source)) for i, f in enumerate(frames)]
-
-
-@pytest.fixture(scope="module")
-def gallery_path(tmp_path_factory, store, face_detector, face_embedder, identity_photos):
-    """A gallery with id01..id03 enrolled from their first photo, through the gallery's own API."""
-    from vision_app.face.gallery import Gallery
-
-    path = tmp_path_factory.mktemp("gallery") / "gallery.db"
-    with Gallery(path) as g:
-        for person in ("id01", "id02", "id03"):
-            img = read_image(identity_photos[person][0])
-            faces = face_detector.detect(img)
-            emb = face_embedder.embed([align_face(img, faces.landmarks[0])])
-            g.enroll(person, emb, face_embedder.model_name, face_embedder.model_version)
-    return path
 
 
 @pytest.fixture(scope="module")
