@@ -81,12 +81,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_verify_log)
 
 
-def open_gallery(args: argparse.Namespace):
+def open_gallery(args: argparse.Namespace, create: bool = False):
+    """The gallery of --db / config; only enrol and import create a missing one."""
     from vision_app.face.gallery import Gallery, default_gallery_path
 
     cfg = app_config(args)
-    return Gallery(default_gallery_path(args.db or cfg.face.gallery), args.key or cfg.face.gallery_key or None,
-                   busy_timeout_s=cfg.face.gallery_busy_timeout_s)
+    path = default_gallery_path(args.db or cfg.face.gallery)
+    if not create and not path.is_file():
+        raise GalleryError(f"no gallery at {path}: enrol someone first (python main.py gallery enroll NAME "
+                           f"IMG...) or pass --db PATH")
+    return Gallery(path, args.key or cfg.face.gallery_key or None, busy_timeout_s=cfg.face.gallery_busy_timeout_s)
 
 
 def _analyzer(args: argparse.Namespace):
@@ -114,7 +118,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from vision_app.face.enroll import enroll_images
 
     analyzer = _analyzer(args)
-    with open_gallery(args) as gallery:
+    with open_gallery(args, create=True) as gallery:
         n = enroll_images(gallery, args.name, args.images, analyzer, add=args.add,
                           thumbnails=not args.no_thumbnails)
         print(f"enrolled {args.name.strip()}: {n} template(s) in {gallery.path}")
@@ -172,7 +176,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from vision_app.face.gallery_io import import_gallery
 
     passphrase = _passphrase(args, confirm=False)
-    with open_gallery(args) as gallery:
+    with open_gallery(args, create=True) as gallery:
         people, templates = import_gallery(gallery, args.file, passphrase, args.source_key, args.merge)
     print(f"imported {people} people, {templates} template(s) from {args.file}")
     return 0

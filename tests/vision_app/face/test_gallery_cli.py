@@ -22,6 +22,8 @@ def run(capsys, models_dir):
 def test_gallery_commands(run, tmp_path, media_dir, monkeypatch):
     db = str(tmp_path / "g.db")
     faces = media_dir / "faces"
+    code, _, err = run("gallery", "list", "--db", db)
+    assert code == 2 and "no gallery at" in err and not (tmp_path / "g.db").exists()  # no side effect
     code, out, _ = run("gallery", "enroll", "Ann", str(faces / "id01" / "1.jpg"), str(faces / "id01" / "2.jpg"),
                        "--db", db)
     assert code == 0 and "2 template(s)" in out
