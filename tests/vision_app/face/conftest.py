@@ -80,18 +80,18 @@ def face_mesh(stage_context):
 
 @pytest.fixture(scope="session")
 def still_video_frames(media_dir: Path, tmp_path_factory) -> list[np.ndarray]:
-    """A 'video' of one still photo of a person (id01/2.jpg at 640 px wide) repeated for 3 s at 30 fps,
+    """A 'video' of one still photo of a person (id01/2.jpg at 480 px wide) repeated for 2.5 s at 30 fps,
     written through the mp4v codec and read back, so it carries real compression noise."""
     import cv2
 
     from face_media import read_image
 
     photo = read_image(media_dir / "faces" / "id01" / "2.jpg")
-    photo = cv2.resize(photo, (640, round(photo.shape[0] * 640 / photo.shape[1])))
+    photo = cv2.resize(photo, (480, round(photo.shape[0] * 480 / photo.shape[1])))
     path = tmp_path_factory.mktemp("still") / "still.mp4"
     h, w = photo.shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
-    for _ in range(90):
+    for _ in range(75):
         writer.write(photo)
     writer.release()
     return read_video(path)

@@ -48,7 +48,7 @@ def test_no_gallery_means_no_identity_and_no_file_created(stage_no_gallery, medi
 
 def test_carphone_through_the_stage(stage_no_gallery, carphone_frames):
     stage_no_gallery.reset()
-    results = _run(stage_no_gallery, carphone_frames, "carphone")
+    results = _run(stage_no_gallery, carphone_frames[:80], "carphone")  # 2.7 s: past the window and the blink
     assert not any(r.errors for r in results)
     with_face = [r for r in results if len(r.faces)]
     assert len(with_face) >= 0.95 * len(results)
@@ -56,7 +56,7 @@ def test_carphone_through_the_stage(stage_no_gallery, carphone_frames):
     assert max(set(ids), key=ids.count) >= 1 and ids.count(max(set(ids), key=ids.count)) >= 0.9 * len(ids)
     last = observations(results[-1].extras)[0]
     assert last.temporal_live is True and last.passive_live and last.blink_count >= 1
-    assert last.frames_tracked >= 100 and not math.isnan(last.ear) and last.embedding.shape == (128,)
+    assert last.frames_tracked >= 70 and not math.isnan(last.ear) and last.embedding.shape == (128,)
     assert last.to_dict()["xyxy"] == list(last.xyxy)
 
 
