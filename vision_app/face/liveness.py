@@ -97,12 +97,11 @@ class TrackLiveness:
         """t: frame time in seconds; landmarks5: (5, 2) YuNet landmarks (source pixels); mesh: this
         frame's mesh of the face (None when it did not run or found no face)."""
         self.frames += 1
-        usable = mesh is not None and mesh.presence >= self.params.mesh_min_presence
-        ear = mean_ear(mesh.points) if usable else math.nan  # type: ignore[union-attr]
+        points = mesh.points if mesh is not None and mesh.presence >= self.params.mesh_min_presence else None
+        ear = mean_ear(points) if points is not None else math.nan
         self.blink.update(ear, t)
         blinked = self.blink.blinked_since(t - self.params.temporal.window_s)
-        verdict = self.temporal.update(t, mesh.points[MOTION_POINTS] if usable else None,  # type: ignore[union-attr]
-                                       blinked)
+        verdict = self.temporal.update(t, points[MOTION_POINTS] if points is not None else None, blinked)
         yaw = yaw_degrees(landmarks5)
         turned = self.head_turn.update(yaw)
         return TrackLivenessState(ear, blinked, len(self.blink.events), verdict.motion, verdict.live, yaw,

@@ -7,7 +7,7 @@ policy (which checks must pass, over how many frames) — the stage only measure
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 import numpy as np
@@ -75,13 +75,13 @@ class FaceObservation:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (no embedding; nan becomes None)."""
         out: dict[str, Any] = {}
-        for name in self.__slots__:  # type: ignore[attr-defined]
-            if name == "embedding":
+        for f in fields(self):
+            if f.name == "embedding":
                 continue
-            v = getattr(self, name)
+            v = getattr(self, f.name)
             if isinstance(v, float) and math.isnan(v):
                 v = None
-            out[name] = list(v) if isinstance(v, tuple) else v
+            out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 
 
