@@ -72,9 +72,10 @@ def _timing_rows(sctx: StageContext, images: list[tuple[str, np.ndarray]], repea
         t_pas = time_calls(lambda: passive.check(img, box), repeat)
         t_mesh = time_calls(lambda: mesh.run(img, box[0]), repeat) if mesh else np.array([math.nan])
         total = ms(t_det) + ms(t_align) + ms(t_emb) + ms(t_pas)
+        best = sum(float(t.min()) for t in (t_det, t_align, t_emb, t_pas)) * 1e3  # least disturbed run
         rows.append({"image": name, "size": f"{img.shape[1]}x{img.shape[0]}", "detect_ms": ms(t_det),
                      "align_ms": ms(t_align), "embed_ms": ms(t_emb), "passive_ms": ms(t_pas),
-                     "per_face_ms": round(total, 3), "mesh_ms": ms(t_mesh)})
+                     "per_face_ms": round(total, 3), "per_face_min_ms": round(best, 3), "mesh_ms": ms(t_mesh)})
     return rows
 
 
@@ -126,9 +127,10 @@ def run_face_bench(ctx: BenchContext) -> list[BenchTable]:
     t0 = time.perf_counter()
     timing = BenchTable("per-face time: detect + align + embed + passive liveness (median ms, one face)",
                         ["image", "size", "detect_ms", "align_ms", "embed_ms", "passive_ms", "per_face_ms",
-                         "mesh_ms"], _timing_rows(sctx, [(n, i) for n, i in images if i is not None], repeat),
+                         "per_face_min_ms", "mesh_ms"], _timing_rows(sctx, [(n, i) for n, i in images if i is not None], repeat),
                         [f"engine threads: {ctx.config.engine.threads or 'ORT default'}; mesh (blink/temporal) "
-                         "is extra, per face and frame; detect is per frame, shared by all its faces"])
+                         "is extra, per face and frame; detect is per frame, shared by all its faces",
+                         "per_face_min_ms sums each part's fastest call: closer to a quiet machine's figure"])
     rows = []
     if frames:
         ctx.on_progress("face: liveness behaviour on the carphone video")
