@@ -274,3 +274,19 @@ def test_clone_runs_in_another_thread(yolo_fp32, store, photos) -> None:
     clone.close()
     for name in expected:
         np.testing.assert_allclose(out[name], expected[name], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.tensorrt
+def test_detector_with_gpu_preprocessing_finds_what_the_cpu_detector_finds(yolo_fp32, store, photos) -> None:
+    """The detect stage's path on TensorRT (kernel preprocessing) against the CPU path on ONNX Runtime."""
+    from vision_app.detect.detector import DetectParams, Detector
+
+    entry = store.entry("yolo-fastest-1.1-xl")
+    cpu = Detector(entry, _ort(store, "yolo-fastest-1.1-xl"), DetectParams())
+    gpu = Detector(entry, yolo_fp32.clone(), DetectParams(), gpu_preprocess=True)
+    assert gpu._gpu is not None
+    a, b = cpu(photos["bus.jpg"]), gpu(photos["bus.jpg"])
+    assert sorted(a.class_id.tolist()) == sorted(b.class_id.tolist())
+    np.testing.assert_allclose(np.sort(a.confidence), np.sort(b.confidence), atol=2e-3)
+    cpu.close()
+    gpu.close()

@@ -49,7 +49,10 @@ class DetectTimings:
 class Detector:
     """One detection model. Not thread-safe (it owns one engine): make one per worker thread."""
 
-    def __init__(self, entry: ModelEntry, engine: Any, params: DetectParams) -> None:
+    def __init__(self, entry: ModelEntry, engine: Any, params: DetectParams, gpu_preprocess: bool = False
+                 ) -> None:
+        """gpu_preprocess: on a TensorRT engine, resize/normalise the frame with a CUDA kernel straight
+        into the engine's input buffer (only the raw frame crosses the bus); ignored on other backends."""
         if entry.task != "detect":
             raise ModelError(f"model '{entry.name}' is a '{entry.task}' model, not a detector; choose one of "
                              f"the detect models (python main.py models list --task detect)")
@@ -66,6 +69,12 @@ class Detector:
         self.decoder.check_outputs({n: s.shape for n, s in engine.outputs.items()})
         self._wanted = set(self.decoder.output_names)
         self.timings = DetectTimings()
+        self._gpu: Any = None
+        if gpu_preprocess and getattr(engine, "backend", "") == "tensorrt":
+            from engines.cuda_preprocess import GpuPreprocessor
+
+            self._gpu = GpuPreprocessor(engine, entry, self.input_name)
+            log.info("%s: preprocessing on the GPU (CUDA kernel into the TensorRT input buffer)", entry.name)
 
     def infer(self, blob: NDArray[np.float32]) -> dict[str, np.ndarray]:
         """(1, 3, h, w) float32 model input -> the raw outputs the decoder reads."""
@@ -85,9 +94,13 @@ class Detector:
     def __call__(self, image: NDArray[np.uint8], conf: float | None = None) -> Detections:
         """BGR uint8 (H, W, 3) frame -> Detections in its pixels. Part timings land in self.timings."""
         t0 = time.perf_counter()
-        blob, box_map = self.preprocess(image)
-        t1 = time.perf_counter()
-        outputs = self.infer(blob)
+        if self._gpu is not None:  # preprocess + model in one GPU call: counted as model time
+            t1 = t0
+            outputs, box_map = self._gpu(image)
+        else:
+            blob, box_map = self.preprocess(image)
+            t1 = time.perf_counter()
+            outputs = self.infer(blob)
         t2 = time.perf_counter()
         dets = self.postprocess(outputs, box_map, conf)
         t3 = time.perf_counter()
@@ -95,4 +108,6 @@ class Detector:
         return dets
 
     def close(self) -> None:
+        if self._gpu is not None:
+            self._gpu.close()
         self.engine.close()

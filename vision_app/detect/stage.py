@@ -78,7 +78,8 @@ def build_detect_stage(ctx: Any) -> DetectStage:
     if entry.task != "detect":
         raise ConfigError(f"detect.model '{cfg.model}' is a '{entry.task}' model; choose one of "
                           f"{', '.join(ctx.models.names('detect'))}")
-    detector = Detector(entry, ctx.engine(cfg.model), detect_params(cfg))
+    detector = Detector(entry, ctx.engine(cfg.model), detect_params(cfg),
+                        gpu_preprocess=ctx.backend == "tensorrt" and ctx.config.tensorrt.gpu_preprocess)
     tracker = ByteTracker(tracker_params(cfg)) if cfg.track else None
     log.info("detect stage: %s, conf %.2f, IoU %.2f, tracking %s", cfg.model, cfg.confidence, cfg.iou,
              "on" if tracker else "off")
