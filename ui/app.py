@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
+import os
 import sys
 import threading
+import time
+from typing import Callable
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
 from vision_app.stages import parse_tasks
@@ -17,9 +21,24 @@ from ui.probe import EventLoopProbe
 log = logging.getLogger(__name__)
 
 
+def _drop_opencv_qt_paths() -> None:
+    """opencv-python's Linux wheels point QT_QPA_PLATFORM_PLUGIN_PATH (and QT_QPA_FONTDIR) at their own
+    Qt 5 plugins when cv2 is imported; Qt 6 then fails to load its xcb platform plugin on a real display.
+    Unset them (only when they point into the cv2 package) before the QApplication is made."""
+    import cv2
+
+    cv2_dir = os.path.dirname(os.path.abspath(cv2.__file__))
+    for var in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
+        value = os.environ.get(var, "")
+        if value and os.path.abspath(value).startswith(cv2_dir):
+            log.debug("unsetting %s=%s (set by OpenCV for its own Qt 5)", var, value)
+            del os.environ[var]
+
+
 def application() -> QApplication:
     app = QApplication.instance()
     if app is None:
+        _drop_opencv_qt_paths()
         app = QApplication(sys.argv[:1])
         app.setOrganizationName("vision-app")
         app.setApplicationName("vision-app")
@@ -41,15 +60,17 @@ def grab_to_file(window: QWidget, path: str) -> threading.Thread:
     return t
 
 
-def quit_later(app: QApplication, window: QWidget, args: argparse.Namespace) -> None:
-    """--quit-after / --screenshot: grab the window, then close it (its closeEvent stops the threads)."""
-    if not args.quit_after:
-        if args.screenshot:
-            log.warning("--screenshot is taken when the window quits; add --quit-after SECONDS")
-        return
+def quit_later(app: QApplication, window: QWidget, args: argparse.Namespace) -> Callable[[], None]:
+    """--quit-after / --screenshot: after the delay, grab the window, then close it (its closeEvent
+    stops the threads). Returns the finishing function for other triggers (kiosk --quit-on-decision)."""
     writers: list[threading.Thread] = []
+    done = False
 
     def finish() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
         if args.screenshot:
             writers.append(grab_to_file(window, args.screenshot))
         getattr(window, "shutdown", window.close)()  # the kiosk ignores plain close requests
@@ -57,10 +78,40 @@ def quit_later(app: QApplication, window: QWidget, args: argparse.Namespace) -> 
             w.join(5.0)
         app.quit()
 
-    QTimer.singleShot(int(args.quit_after * 1000), finish)
+    if args.quit_after:
+        QTimer.singleShot(int(args.quit_after * 1000), finish)
+    elif args.screenshot:
+        log.warning("--screenshot is taken when the window quits; add --quit-after SECONDS")
+    return finish
 
 
-def _gallery_opener(ctx: AppContext):  # type: ignore[no-untyped-def]
+def exec_and_wind_down(app: QApplication, window: QWidget,
+                       after_loop: Callable[[], None] | None = None) -> int:
+    """Run the event loop; afterwards wait (bounded) for every worker thread of the window's feeds and
+    delete the window while Python is still fully alive: a worker that outlives the window would
+    otherwise touch Qt objects during interpreter shutdown."""
+    from ui.live import LiveFeed
+
+    code = app.exec()
+    if after_loop is not None:  # read what the window knows before it is deleted
+        after_loop()
+    deadline = time.monotonic() + 3.0
+    for feed in window.findChildren(LiveFeed):
+        feed.stop(timeout=1.0)
+        for t in feed.session.threads():
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("thread %s still running at exit", t.name)
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    # closing the last window posts a Quit that would stop every later event loop of this process
+    # (an embedding program, the tests): it has done its job, drop it
+    QCoreApplication.removePostedEvents(app, QEvent.Type.Quit)
+    gc.collect()
+    return int(code)
+
+
+def _gallery_opener(ctx: AppContext) -> Callable[[QWidget], None]:
     def open_gallery(parent: QWidget) -> None:
         from ui.gallery_dialog import GalleryDialog
 
@@ -81,19 +132,26 @@ def run_gui(args: argparse.Namespace) -> int:
             win.controls.set_task(t, t in wanted)
     if args.source:
         win.source_box.setCurrentText(args.source)
+    if args.loop:
+        win.act_loop.setChecked(True)
     win.show()
     probe = EventLoopProbe(parent=win)
+    report: list[str] = []
+
+    def latency_report() -> None:
+        probe.stop()
+        report.append(probe.text())
+        report.append(f"frames: processed {win.feed.bridge.published}, shown {win.view.frames_shown}, "
+                      f"skipped by the GUI (newer one already waiting) {win.feed.bridge.coalesced}")
+
     if args.latency:
         probe.start()
     QTimer.singleShot(0, win.start)
     quit_later(app, win, args)
-    code = app.exec()
-    if args.latency:
-        probe.stop()
-        print(probe.text())
-        print(f"frames: processed {win.feed.bridge.published}, shown {win.view.frames_shown}, "
-              f"skipped by the GUI (newer one already waiting) {win.feed.bridge.coalesced}")
-    return int(code)
+    code = exec_and_wind_down(app, win, latency_report if args.latency else None)
+    if report:
+        print("\n".join(report))
+    return code
 
 
 def run_monitor(args: argparse.Namespace) -> int:
@@ -108,7 +166,7 @@ def run_monitor(args: argparse.Namespace) -> int:
     win.show()
     QTimer.singleShot(0, win.start)
     quit_later(app, win, args)
-    return int(app.exec())
+    return exec_and_wind_down(app, win)
 
 
 def run_kiosk(args: argparse.Namespace) -> int:
@@ -121,8 +179,11 @@ def run_kiosk(args: argparse.Namespace) -> int:
         return set_pin(ctx)
     win = KioskWindow(ctx, args.source or "camera:0", lambda: build_controller(ctx), windowed=args.windowed)
     win.start()
-    quit_later(app, win, args)
-    return int(app.exec())
+    finish = quit_later(app, win, args)
+    if args.quit_on_decision:  # screenshots of a decision: quit once its banner has been painted
+        win.feed.other.connect(lambda payload: QTimer.singleShot(800, finish)
+                               if isinstance(payload, tuple) and payload[0] == "decision" else None)
+    return exec_and_wind_down(app, win)
 
 
 def set_pin(ctx: AppContext) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QPushButton, QSlider, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from vision_app.config import AppConfig
 from vision_app.models import ModelStore
@@ -61,7 +61,11 @@ class PipelineControls(QWidget):
         self.detect.setLayout(form)
 
         self.face = self._group(lay, "Face recognition + liveness", "face")
-        self.face.setLayout(QVBoxLayout())
+        face_lay = QVBoxLayout(self.face)
+        note = QLabel("Names come from the face gallery (Gallery… in the toolbar); "
+                      "boxes show identity, similarity and liveness.")
+        note.setWordWrap(True)
+        face_lay.addWidget(note)
 
         self.segment = self._group(lay, "Segmentation", "segment")
         form = QFormLayout()

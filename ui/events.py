@@ -156,8 +156,8 @@ class EventSink:
     def write(self, result: FrameResult) -> None:
         with self._lock:
             self._last_image = result.image
-        for f in self.detector.update(result):
-            self.post(MonitorEvent(time.time(), self.source, f.kind, f.text, thumbnail(result.image, f.box)))
+        for f in self.detector.update(result):  # crops of the clean frame, without the drawn labels
+            self.post(MonitorEvent(time.time(), self.source, f.kind, f.text, thumbnail(result.frame.image, f.box)))
 
     def status(self, kind: str, message: str) -> None:
         if kind not in ("source_lost", "reconnected", "error", "source_error"):

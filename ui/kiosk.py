@@ -100,6 +100,8 @@ class KioskWindow(QWidget):
             self.resize(1024, 720)
             self.show()
         else:
+            screen = self.screen().geometry()
+            self.setGeometry(screen)  # without a window manager (bare X, Xvfb) full screen is only a hint
             self.showFullScreen()
         self.feed.start(self.source, self.spec)
         self.jobs.submit(self.pins.is_set, self._pin_state, self._pin_error)

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default: the last one used, else camera:0)")
     p.add_argument("--tasks", help="comma-separated pipelines to switch on: detect, face, segment, style")
     p.add_argument("--db", metavar="PATH", help="face gallery database (default from config)")
+    p.add_argument("--loop", action="store_true", help="play a video file source in a loop")
     p.add_argument("--latency", action="store_true", help="measure how late a 10 ms QTimer fires while "
                    "the pipeline runs and print it when the window closes (event-loop responsiveness)")
     _window_options(p)
@@ -39,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", help="camera or file to watch (default camera:0)")
     p.add_argument("--db", metavar="PATH", help="face gallery database (default from config)")
     p.add_argument("--windowed", action="store_true", help="a normal window instead of full screen (testing)")
+    p.add_argument("--quit-on-decision", action="store_true", help="quit (and take --screenshot) shortly "
+                   "after the first access decision (demos, screenshots); --quit-after still caps the wait")
     p.add_argument("--set-pin", action="store_true", help="set the admin PIN (read from the terminal or "
                    "stdin) and exit")
     _window_options(p)
