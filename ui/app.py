@@ -124,7 +124,7 @@ def run_gui(args: argparse.Namespace) -> int:
     from ui.main_window import MainWindow
 
     app = application()
-    ctx = AppContext.from_args(args)
+    ctx = AppContext.from_args(args, **{"ui.file_mode": args.video_mode})
     win = MainWindow(ctx, open_gallery=_gallery_opener(ctx))
     if args.tasks:
         wanted = parse_tasks(args.tasks)

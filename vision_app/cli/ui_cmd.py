@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", help="comma-separated pipelines to switch on: detect, face, segment, style")
     p.add_argument("--db", metavar="PATH", help="face gallery database (default from config)")
     p.add_argument("--loop", action="store_true", help="play a video file source in a loop")
+    p.add_argument("--video-mode", choices=["paced", "offline"], default=None,
+                   help="video files at their own fps like a camera (paced, default) or every frame as fast "
+                   "as the pipeline goes (offline: the heaviest load on the GUI)")
     p.add_argument("--latency", action="store_true", help="measure how late a 10 ms QTimer fires while "
                    "the pipeline runs and print it when the window closes (event-loop responsiveness)")
     _window_options(p)
