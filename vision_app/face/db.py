@@ -104,6 +104,15 @@ class Database:
         with self.guard():
             return self.conn.execute(sql, params).fetchall()
 
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn(conn) inside one read transaction: its queries see one consistent snapshot."""
+        with self.guard():
+            self.conn.execute("BEGIN")
+            try:
+                return fn(self.conn)
+            finally:
+                self.conn.execute("COMMIT")  # nothing written: this only ends the snapshot
+
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn(conn) inside one `BEGIN IMMEDIATE … COMMIT` transaction and return its result.
 

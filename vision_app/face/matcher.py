@@ -62,9 +62,10 @@ class TemplateIndex:
                                f"{emb.shape} and {own.shape}")
         if len(own) and (own.min() < 0 or own.max() >= len(names)):
             raise GalleryError(f"TemplateIndex: owner indices must be in 0..{len(names) - 1}")
-        order = np.argsort(own, kind="stable")  # each person's templates contiguous
-        own = own[order]
-        self.matrix = np.ascontiguousarray(emb[order])
+        if len(own) > 1 and (np.diff(own) < 0).any():  # group each person's templates (no copy if grouped)
+            order = np.argsort(own, kind="stable")
+            own, emb = own[order], emb[order]
+        self.matrix = np.ascontiguousarray(emb)
         present = np.unique(own)
         self.names: tuple[str, ...] = tuple(names[i] for i in present)
         self.starts = np.searchsorted(own, present).astype(np.int64)
@@ -132,7 +133,9 @@ class Matcher:
         self.model = (str(model[0]), str(model[1]))
         self.threshold = float(threshold)
         self._generation: tuple[int, int] | None = None
-        self._cache: dict[int, NDArray[np.float32]] = {}
+        # decrypted templates seen so far, sorted by template id: (K,) int64 and (K, D) float32
+        self._ids = np.zeros(0, np.int64)
+        self._emb = np.zeros((0, 0), np.float32)
         self._index = TemplateIndex(np.zeros((0, 0), np.float32), np.zeros(0, np.int64), (), self.model)
 
     @classmethod
@@ -148,26 +151,33 @@ class Matcher:
         return self._index
 
     def _rebuild(self) -> TemplateIndex:
-        rows = self.gallery.template_rows()
-        other = sorted({(r.model_name, r.model_version) for r in rows} - {self.model})
+        lay = self.gallery.layout()
+        other = sorted(lay.models - {self.model})
         if other:
             found = ", ".join(f"{m} {v}" for m, v in other)
             raise GalleryError(f"the gallery {self.gallery.path} holds templates of model {found}, but the "
                                f"embedder is {self.model[0]} {self.model[1]}: embeddings of different "
                                f"models cannot be compared. Re-enrol everyone with this model or use the "
                                f"matching one")
-        ids = [r.id for r in rows]
-        missing = [i for i in ids if i not in self._cache]
-        if missing:
-            self._cache.update(self.gallery.embeddings(missing))
-        self._cache = {i: self._cache[i] for i in ids}
-        names = sorted({r.name for r in rows})
-        slot = {n: i for i, n in enumerate(names)}
-        dim = len(next(iter(self._cache.values()))) if ids else 0
-        emb = np.stack([self._cache[i] for i in ids]) if ids else np.zeros((0, dim), np.float32)
-        owner = np.array([slot[r.name] for r in rows], np.int64)
-        log.debug("matcher: %d templates of %d people (%d decrypted)", len(ids), len(names), len(missing))
-        return TemplateIndex(emb, owner, names, self.model)
+        ids = lay.ids
+        if len(ids) == 0:
+            self._ids, self._emb = np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+            return TemplateIndex(self._emb, np.zeros(0, np.int64), (), self.model)
+        pos = np.searchsorted(self._ids, ids).clip(0, max(len(self._ids) - 1, 0))
+        known = (self._ids[pos] == ids) if len(self._ids) else np.zeros(len(ids), bool)
+        missing = ids[~known]
+        parts_ids, parts_emb = [ids[known]], [self._emb[pos[known]]] if known.any() else []
+        if len(missing):  # only templates not seen before are decrypted
+            dec = self.gallery.embeddings(missing.tolist())
+            parts_ids.append(missing)
+            parts_emb.append(np.stack([dec[int(i)] for i in missing]))
+        all_ids, all_emb = np.concatenate(parts_ids), np.concatenate(parts_emb)
+        order = np.argsort(all_ids)
+        self._ids, self._emb = all_ids[order], all_emb[order]
+        matrix = self._emb[np.searchsorted(self._ids, ids)]
+        people, owner = np.unique(lay.person_ids, return_inverse=True)
+        log.debug("matcher: %d templates of %d people (%d decrypted)", len(ids), len(people), len(missing))
+        return TemplateIndex(matrix, owner, [lay.names[int(p)] for p in people], self.model)
 
     def identify(self, embeddings: Any, model: tuple[str, str] | None = None) -> list[Match]:
         """1:N for a batch (N, D) float32 of L2-normalised embeddings; `model` (if given) is checked."""
