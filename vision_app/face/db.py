@@ -48,6 +48,14 @@ class Database:
             except OSError as exc:
                 raise GalleryError(f"cannot create the folder {self.path.parent} for the {what}: {exc}; "
                                    f"choose another path (--db) or fix the folder's permissions") from exc
+        if not self.path.exists():  # owner-only from the start; SQLite gives -wal/-shm the same mode
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise GalleryError(f"cannot create the {what} {self.path}: {exc}; choose another path "
+                                   f"(--db) or fix the folder's permissions") from exc
         try:
             self.conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s, isolation_level=None,
                                         check_same_thread=False)

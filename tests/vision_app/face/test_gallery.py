@@ -43,6 +43,7 @@ def test_new_gallery_key_is_0600_and_roundtrips(tmp_path, real):
         assert g.enroll("id02", emb[labels == "id02"][:1], *MODEL, thumbnails=[b"jpeg"]) == 1
     key = tmp_path / "g.db.key"
     assert key.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "g.db").stat().st_mode & 0o777 == 0o600  # names are personal data too
     with Gallery(tmp_path / "g.db") as g:  # reopened: same key, same data
         assert [(p.name, p.templates) for p in g.people()] == [("id01", 3), ("id02", 1)]
         rows = g.template_rows()
