@@ -111,21 +111,12 @@ def exec_and_wind_down(app: QApplication, window: QWidget,
     return int(code)
 
 
-def _gallery_opener(ctx: AppContext) -> Callable[[QWidget], None]:
-    def open_gallery(parent: QWidget) -> None:
-        from ui.gallery_dialog import GalleryDialog
-
-        GalleryDialog(ctx, parent).exec()
-
-    return open_gallery
-
-
 def run_gui(args: argparse.Namespace) -> int:
     from ui.main_window import MainWindow
 
     app = application()
     ctx = AppContext.from_args(args, **{"ui.file_mode": args.video_mode})
-    win = MainWindow(ctx, open_gallery=_gallery_opener(ctx))
+    win = MainWindow(ctx)
     if args.tasks:
         wanted = parse_tasks(args.tasks)
         for t in ("detect", "face", "segment", "style"):

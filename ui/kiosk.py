@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
@@ -153,7 +153,9 @@ class KioskWindow(QWidget):
     def open_gallery(self) -> None:
         from ui.gallery_dialog import GalleryDialog
 
+        self.feed.stop()  # the dialog may need the camera; the kiosk is in admin mode meanwhile
         GalleryDialog(self.ctx, self, camera=self.source).exec()
+        self.feed.start(self.source, self.spec)
 
     # ---- banner -----------------------------------------------------------------------------
     def set_banner(self, banner: Banner) -> None:

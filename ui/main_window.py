@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeySequence
@@ -20,6 +19,7 @@ from ui.gallery_service import gallery_available
 from ui.live import LiveFeed
 from ui.message_bar import MessageBar
 from ui.recorder import save_image_async
+from ui.session import is_camera
 from ui.video_view import VideoView
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def capture_dir(config: AppConfig) -> Path:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, ctx: AppContext, open_gallery: Callable[[QWidget], None] | None = None) -> None:
+    def __init__(self, ctx: AppContext) -> None:
         super().__init__()
         self.setWindowTitle("vision-app")
         self.ctx = ctx
@@ -48,7 +48,6 @@ class MainWindow(QMainWindow):
         self.controls = PipelineControls(ctx.config, ctx.store, settings)
         self.controls.changed.connect(self.apply_pipeline)
         self.messages = MessageBar()
-        self._open_gallery = open_gallery
         self._build_toolbar()
         self._build_body()
         self._build_statusbar()
@@ -101,7 +100,7 @@ class MainWindow(QMainWindow):
         self.act_record.toggled.connect(self.set_recording)
         tb.addSeparator()
         self.act_gallery = tb.addAction("Gallery…", self.show_gallery)
-        if self._open_gallery is None or not gallery_available():
+        if not gallery_available():
             self.act_gallery.setEnabled(False)
             self.act_gallery.setToolTip("face gallery not available in this build")
 
@@ -198,8 +197,15 @@ class MainWindow(QMainWindow):
             rec.request_stop()
 
     def show_gallery(self) -> None:
-        if self._open_gallery is not None:
-            self._open_gallery(self)
+        from ui.gallery_dialog import GalleryDialog
+
+        camera = self.source() if is_camera(self.source()) else "camera:0"
+        resume = self.feed.session.running and is_camera(self.source())
+        if resume:  # one camera cannot feed two windows: lend it to the dialog
+            self.stop()
+        GalleryDialog(self.ctx, self, camera=camera).exec()
+        if resume:
+            self.start()
 
     # ---- feedback ---------------------------------------------------------------------------
     def _set_state(self, state: str) -> None:
@@ -221,7 +227,7 @@ class MainWindow(QMainWindow):
             self.lbl_engine.setToolTip(message)
         elif kind == "source_error":
             self._set_state("stopped")
-            no_camera = self.source().startswith("camera:") or self.source().isdigit()
+            no_camera = is_camera(self.source())
             self.view.clear(NO_CAMERA if no_camera else message)
             self.messages.show_message(message, "error", "Use test pattern" if no_camera else "",
                                        self.use_test_source if no_camera else None)

@@ -42,6 +42,12 @@ class PipelineSpec:
         return load_config(base_path, {**(base_overrides or {}), **self.overrides})
 
 
+def is_camera(source: str) -> bool:
+    """camera:N or a bare index: a device only one window can hold at a time."""
+    s = source.strip()
+    return s.startswith("camera:") or s.isdigit()
+
+
 class SwappablePipeline:
     """What the runner thread calls. `swap` waits for the frame in progress, so the old pipeline can be
     closed safely right after."""
@@ -219,8 +225,11 @@ class Session:
                                reconnect=(cap.reconnect_initial_s, cap.reconnect_max_s,
                                           cap.reconnect_attempts))
             self.run.start()
+            changed_meanwhile = self.spec != spec  # settings changed while the source was opening
         self._status("started", source.source_id)
         self._status("engine", self.engine_text())
+        if changed_meanwhile:
+            self.reconfigure(self.spec)
 
     def signal_stop(self) -> None:
         """Tell the threads to stop without waiting (stop several sessions in parallel, then stop())."""
