@@ -125,6 +125,7 @@ class Session:
         self._starter: threading.Thread | None = None
         self._builder: threading.Thread | None = None
         self._wanted: PipelineSpec | None = None
+        self._unjoined: list[threading.Thread] = []  # threads of a stopped run that outlived stop()
 
     # ---- state -------------------------------------------------------------------------------
     @property
@@ -137,7 +138,7 @@ class Session:
 
     def threads(self) -> list[threading.Thread]:
         """Every thread this session started (for tests and shutdown checks)."""
-        out = [t for t in (self._starter, self._builder) if t is not None]
+        out = [t for t in (self._starter, self._builder, *self._unjoined) if t is not None]
         if self.run is not None:
             out += [self.run.capture, self.run.runner]
         return out
@@ -152,6 +153,7 @@ class Session:
     def start(self, source: str, spec: PipelineSpec) -> None:
         """Open the source and build the pipeline on a starter thread; returns at once."""
         self.stop()
+        self._status("starting", f"opening {source} …")
         with self._lock:
             self._generation += 1
             gen = self._generation
@@ -159,7 +161,6 @@ class Session:
             self._starter = threading.Thread(target=self._start_worker, args=(gen, source, spec),
                                              name=f"{self.name}-starter", daemon=True)
             self._starter.start()
-        self._status("starting", f"opening {source} …")
 
     def _cancelled(self, gen: int) -> bool:
         return gen != self._generation
@@ -253,6 +254,7 @@ class Session:
                 pipeline.close()
             elif not ok:
                 log.error("%s: threads did not stop within %.1f s", self.name, timeout)
+                self._unjoined = [t for t in (run.capture, run.runner) if t.is_alive()]
             self._status("stopped", run.source.source_id)
         if starter is not None and starter is not threading.current_thread():
             starter.join(0.05)  # it may be blocked opening a camera; it cleans up after itself
