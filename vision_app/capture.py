@@ -151,6 +151,7 @@ class CaptureThread(threading.Thread):
             while not self._stop_event.is_set():
                 if self.max_frames and self._index >= self.max_frames:
                     break
+                err: str | None
                 try:
                     img = self.source.read()
                 except SourceError as exc:

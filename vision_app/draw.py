@@ -13,7 +13,7 @@ from vision_app.types import Detections, Faces, FrameResult
 def _color(key: int) -> tuple[int, int, int]:
     """A stable, distinct BGR colour per class or track id."""
     hue = (key * 47) % 180
-    hsv = np.uint8([[[hue, 200, 255]]])
+    hsv = np.array([[[hue, 200, 255]]], np.uint8)
     b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
     return int(b), int(g), int(r)
 

@@ -32,6 +32,12 @@ class Stage(Protocol):
     def close(self) -> None: ...
 
 
+def finish_step(stage: Stage) -> Callable[[FrameResult], FrameResult] | None:
+    """The stage's optional in-order `finish(result) -> result` method, or None when it has none."""
+    finish = getattr(stage, "finish", None)
+    return finish if callable(finish) else None
+
+
 class PassThroughStage:
     """Does nothing but copy the frame into the result: exercises the loop end to end."""
 
@@ -111,7 +117,8 @@ class Pipeline:
                 self.disable(stage, message)
         timings: dict[str, float] = {}
         errors: list[str] = []
-        steps = [(s.name, s.process) for s in self.stages if s.name not in self.disabled]
+        steps: list[tuple[str, Callable[[FrameResult], FrameResult]]] = [
+            (s.name, s.process) for s in self.stages if s.name not in self.disabled]
         result = self._steps(FrameResult(frame=frame, image=frame.image), steps, timings, errors)
         return replace(result, timings=timings, errors=tuple(errors))
 
@@ -119,9 +126,11 @@ class Pipeline:
         """The stages' in-order `finish` steps, then render; call in frame order."""
         timings = dict(result.timings)
         errors = list(result.errors)
-        steps: list[tuple[str, Callable[[FrameResult], FrameResult]]] = [
-            (s.name, s.finish) for s in self.stages  # type: ignore[attr-defined]
-            if s.name not in self.disabled and callable(getattr(s, "finish", None))]
+        steps: list[tuple[str, Callable[[FrameResult], FrameResult]]] = []
+        for s in self.stages:
+            finish = finish_step(s)
+            if s.name not in self.disabled and finish is not None:
+                steps.append((s.name, finish))
         if self.render is not None:
             steps.append(("draw", self.render))
         result = self._steps(result, steps, timings, errors)

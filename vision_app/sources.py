@@ -47,9 +47,9 @@ def _to_bgr(img: np.ndarray) -> NDArray[np.uint8]:
     if img.dtype != np.uint8:
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
     if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)  # type: ignore[return-value]
     if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)  # type: ignore[return-value]
     return img
 
 

@@ -58,7 +58,8 @@ def load_frames(video: Path, size: tuple[int, int], limit: int = 48) -> list[NDA
         ok, img = cap.read()
         if not ok:
             break
-        frames.append(img if img.shape[1::-1] == size else cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+        frames.append(img if img.shape[1::-1] == size else  # type: ignore[arg-type]
+                      cv2.resize(img, size, interpolation=cv2.INTER_AREA))
     cap.release()
     if not frames:
         raise SourceError(f"cannot read frames from {video}")

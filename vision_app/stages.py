@@ -115,5 +115,6 @@ def build_pipeline(tasks: list[str], ctx: StageContext, **pipeline_options: Any)
             if getattr(eng, "path", None) is not None:
                 watch.add(stage.name, eng.path)
     pipeline_options.setdefault("disable_after", ctx.config.runner.disable_stage_after)
-    pipeline_options.setdefault("on_error", (lambda s, m: ctx.on_status("error", m)) if ctx.on_status else None)
+    status = ctx.on_status
+    pipeline_options.setdefault("on_error", (lambda s, m: status("error", m)) if status else None)
     return Pipeline(stages, render=render_result, watch=watch, **pipeline_options)

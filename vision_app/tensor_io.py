@@ -42,7 +42,7 @@ def image_to_blob(img: NDArray[np.uint8], size: tuple[int, int],
     params.size = (int(size[0]), int(size[1]))
     params.swapRB = color == "rgb"
     params.ddepth = cv2.CV_32F
-    return cv2.dnn.blobFromImageWithParams(img, params)
+    return cv2.dnn.blobFromImageWithParams(img, params)  # type: ignore[return-value]
 
 
 def blob_to_image(blob: NDArray[np.float32], scale: float, color: str = "rgb") -> NDArray[np.uint8]:
