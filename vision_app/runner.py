@@ -6,6 +6,7 @@ what the CLI, the GUI and the monitor all use.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections import deque
@@ -56,6 +57,7 @@ class VideoWriterSink:
         self._writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
+        self.error: str | None = None  # why the recording failed (also raised from write / close)
 
     def write(self, result: FrameResult) -> None:
         img = result.image
@@ -71,13 +73,39 @@ class VideoWriterSink:
                                      f"'{self.codec}' and this extension (try .mp4 with mp4v or .avi with MJPG)")
         if (img.shape[1], img.shape[0]) != self.size:
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(np.ascontiguousarray(img))
+        # OpenCV buffers encoded frames (~256 KiB with FFmpeg) and says False once a flush fails: a full
+        # disk or a file-size limit. Without this check the recording stops growing and nobody knows.
+        if not self._writer.write(np.ascontiguousarray(img)):
+            self.error = self._failure(f"frame {self.frames + 1} could not be written")
+            raise VisionAppError(self.error)
         self.frames += 1
 
+    def _failure(self, what: str) -> str:
+        try:
+            size = f"{self.path.stat().st_size} bytes on disk"
+            free = f"{shutil.disk_usage(self.path.parent).free / 2 ** 20:.0f} MiB free"
+        except OSError as exc:
+            size, free = "size unknown", f"free space unknown: {exc}"
+        return (f"recording to {self.path} failed: {what} after {self.frames} frames ({size}, {free}): the "
+                f"disk is full, the file reached a size limit or the disk failed; free some space or record "
+                f"to another disk")
+
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        """Finish the file. Raises VisionAppError when frames were written but the file cannot be read back
+        (the last flush or the index failed, e.g. on a full disk), unless a write already reported it."""
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        if self.frames and self.error is None:
+            cap = cv2.VideoCapture(str(self.path))
+            try:
+                readable = cap.isOpened() and cap.read()[0]
+            finally:
+                cap.release()
+            if not readable:
+                self.error = self._failure("the finished file cannot be read back")
+                raise VisionAppError(self.error)
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
@@ -185,6 +213,20 @@ class Runner(threading.Thread):
                 self._status("error", msg)
                 self.sinks.remove(sink)
                 self.error = msg
+                self._close_sink(sink, quiet=True)
+
+    def _close_sink(self, sink: Sink, quiet: bool = False) -> None:
+        """Close a sink; a failure is reported like a write failure (quiet: only logged, for a sink
+        whose failure was already reported) — a recording that could not be finished must not pass
+        unnoticed at the end of a run either."""
+        try:
+            sink.close()
+        except Exception as exc:
+            msg = f"output {type(sink).__name__} failed when closing: {exc}"
+            log.error("%s", msg, exc_info=not isinstance(exc, VisionAppError))
+            if not quiet:
+                self._status("error", msg)
+                self.error = self.error or msg
 
     def _next_frame(self) -> tuple[int, Frame | None] | None:
         """(sequence number, frame or None when paused); None when the stream ended or stop()."""
@@ -258,10 +300,7 @@ class Runner(threading.Thread):
             self._status("error", self.error)
         finally:
             for sink in self.sinks:
-                try:
-                    sink.close()
-                except Exception:
-                    log.exception("closing sink failed")
+                self._close_sink(sink)
 
 
 class LiveRun:

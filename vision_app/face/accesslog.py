@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,12 +147,18 @@ class AccessLog:
         return entry
 
     def _write_head(self, entry: LogEntry) -> None:
-        tmp = self.head_path.with_name(self.head_path.name + ".tmp")
+        # one temporary file per process and thread: two writers (two kiosks on one log) must not
+        # truncate or move each other's half-written head file
+        tmp = self.head_path.with_name(f"{self.head_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             tmp.write_text(json.dumps({"seq": entry.seq, "hash": entry.hash}) + "\n", encoding="utf-8")
             os.replace(tmp, self.head_path)
         except OSError as exc:  # the row is committed; only tail-truncation detection is weakened
             log.error("access log %s: cannot update the head file %s: %s", self.path, self.head_path, exc)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError as cleanup:
+                log.debug("access log %s: leftover %s: %s", self.path, tmp, cleanup)
 
     def _rows(self, page: int = 1000) -> Iterator[LogEntry]:
         """Rows in storage order, read a page at a time (the lock is not held between pages)."""

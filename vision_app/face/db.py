@@ -95,6 +95,11 @@ class Database:
             return GalleryError(f"cannot open {where} ({exc}); check that the folder exists and is "
                                 f"writable")
         if "disk i/o" in text:
+            code = getattr(exc, "sqlite_errorname", "")  # e.g. SQLITE_IOERR_WRITE on EFBIG / EIO
+            if code in ("SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE"):
+                return GalleryError(f"{where}: writing failed ({code}): the disk is full, the file reached a "
+                                    f"size limit, or the disk failed; free some space or check the disk, "
+                                    f"then retry")
             return GalleryError(f"{where}: disk I/O error ({exc}); check the disk and free space")
         return GalleryError(f"{where}: SQLite error: {exc}")
 

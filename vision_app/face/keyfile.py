@@ -11,6 +11,7 @@ import base64
 import hashlib
 import logging
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -43,18 +44,9 @@ def check_permissions(path: Path) -> None:
                            f"read the key that protects the face templates. Fix it with: chmod 600 {path}")
 
 
-def _create(path: Path) -> bytes:
-    key = Fernet.generate_key()
-    try:
-        if not path.parent.exists():
-            path.parent.mkdir(parents=True, mode=0o700)
-        # O_EXCL: never overwrite a key someone else just created; 0600 from the first byte on disk
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-    except FileExistsError:
-        return load_key(path)
-    except OSError as exc:
-        raise GalleryError(f"cannot create the gallery key file {path}: {exc}; choose another path "
-                           f"(face.gallery_key) or fix the folder's permissions") from exc
+def _write_new(path: Path, key: bytes) -> None:
+    """Write `key` to a new file at `path` (O_EXCL: FileExistsError if it exists), 0600 from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, 0o600)  # the umask can only remove bits; make the mode exact anyway
@@ -62,6 +54,41 @@ def _create(path: Path) -> bytes:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _create(path: Path) -> bytes:
+    """A new key at `path`, or the key another process created there first.
+
+    The key is written to a private temporary file and hard-linked into place, so the key file appears
+    complete or not at all: a second process opening the gallery at the same moment never reads a
+    half-written key, and a crash mid-write never leaves an empty key file behind. Where hard links are
+    not supported, the file is created in place with O_EXCL (never overwriting someone else's key)."""
+    key = Fernet.generate_key()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, mode=0o700)
+        _write_new(tmp, key)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return load_key(path)
+        except OSError as exc:  # no hard links on this file system
+            log.debug("hard link %s -> %s failed (%s); creating the key file in place", tmp, path, exc)
+            try:
+                _write_new(path, key)
+            except FileExistsError:
+                return load_key(path)
+    except OSError as exc:
+        raise GalleryError(f"cannot create the gallery key file {path}: {exc}; choose another path "
+                           f"(face.gallery_key) or fix the folder's permissions") from exc
+    finally:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove the temporary key file %s: %s", tmp, exc)
     log.info("created gallery key file %s (mode 0600); back it up: without it the templates are lost",
              path)
     return key
