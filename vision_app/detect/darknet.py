@@ -13,7 +13,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -95,7 +95,7 @@ class _GraphBuilder:
             "yolo": self._yolo}
 
     # -- plumbing ---------------------------------------------------------------------------------
-    def _node(self, op: str, inputs: list[str], output: str, name: str | None = None, **attrs: object) -> str:
+    def _node(self, op: str, inputs: list[str], output: str, name: str | None = None, **attrs: Any) -> str:
         self.nodes.append(helper.make_node(op, inputs, [output], name=name or output, **attrs))
         return output
 

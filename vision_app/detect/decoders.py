@@ -66,7 +66,7 @@ class DecodeSpec:
 
 
 def _sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    return 1.0 / (1.0 + np.exp(-x))
+    return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
 
 
 def _logit(p: float) -> float:
@@ -241,7 +241,7 @@ class ConcatDecoder:
         self.output = str(spec.table.get("output", ""))
         if not self.output:
             raise ModelError(f"model '{spec.model}': decode '{self.kind}' needs 'output' (the output name)")
-        self.output_names = (self.output,)
+        self.output_names: tuple[str, ...] = (self.output,)
         strides = spec.table.get("strides")
         self.n_expected: int | None = None
         if strides and spec.input_size:
@@ -285,7 +285,7 @@ class YoloxDecoder:
         self.strides = [int(s) for s in t.get("strides", (8, 16, 32))]
         if not self.output:
             raise ModelError(f"model '{spec.model}': decode 'yolox' needs 'output' (the output name)")
-        self.output_names = (self.output,)
+        self.output_names: tuple[str, ...] = (self.output,)
         if spec.input_size is None:
             raise ModelError(f"model '{spec.model}': decode 'yolox' needs a fixed input size (input.size)")
         self.input_size: tuple[int, int] = spec.input_size

@@ -137,7 +137,9 @@ class Preprocessor:
         h, w = image.shape[:2]
         if self.resize == "stretch":
             dw, dh = self.size  # type: ignore[misc]
-            out = image if (w, h) == (dw, dh) else cv2.resize(image, (dw, dh), interpolation=self.interpolation)
+            out = image
+            if (w, h) != (dw, dh):
+                out = cv2.resize(image, (dw, dh), interpolation=self.interpolation)  # type: ignore[assignment]
             return out, BoxMap(dw / w, dh / h, 0.0, 0.0, w, h)
         if self.resize == "letterbox":
             dw, dh = self.size  # type: ignore[misc]
@@ -152,8 +154,8 @@ class Preprocessor:
             return canvas, BoxMap(nw / w, nh / h, float(px), float(py), w, h)
         m = self.multiple_of
         ph, pw = math.ceil(h / m) * m - h, math.ceil(w / m) * m - w
-        out = image if not (ph or pw) else cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT,
-                                                              value=(self.pad,) * 3)
+        out = image if not (ph or pw) else cv2.copyMakeBorder(  # type: ignore[assignment]
+            image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(self.pad,) * 3)
         return out, BoxMap(1.0, 1.0, 0.0, 0.0, w, h)
 
     def to_blob(self, image: NDArray[np.uint8]) -> NDArray[np.float32]:
