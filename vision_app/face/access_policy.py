@@ -43,7 +43,7 @@ class AccessPolicy:
     @classmethod
     def from_config(cls, access_cfg: Any, blink_challenge: bool | None = None) -> "AccessPolicy":
         """From the [access] config section; blink_challenge overrides the config's value."""
-        names = cls.__dataclass_fields__  # type: ignore[attr-defined]
+        names = cls.__dataclass_fields__
         values = {n: getattr(access_cfg, n) for n in names}
         if blink_challenge is not None:
             values["blink_challenge"] = blink_challenge

@@ -167,7 +167,8 @@ class AccessLog:
             rows = self.db.query(f"SELECT rowid, {', '.join(_COLUMNS)} FROM access_log WHERE rowid > ? "
                                  f"ORDER BY rowid LIMIT ?", (after, page))
             for row in rows:
-                yield LogEntry(*row[1:9], bool(row[9]), *row[10:])
+                values = dict(zip(_COLUMNS, row[1:]))
+                yield LogEntry(**{**values, "alarm": bool(values["alarm"])})
             if len(rows) < page:
                 return
             after = rows[-1][0]

@@ -5,6 +5,8 @@ RANSAC/LMedS fits of cv2.estimateAffinePartial2D, so the same photo always gives
 """
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -16,7 +18,7 @@ ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 7
                              [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
 
 
-def similarity_transform(src: NDArray[np.float32], dst: NDArray[np.float32]) -> NDArray[np.float64]:
+def similarity_transform(src: NDArray[np.floating[Any]], dst: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
     """Least-squares similarity (rotation, uniform scale, translation, no reflection) mapping src → dst.
 
     src, dst: (K, 2) point sets in pixels (K >= 2). Returns the (2, 3) float64 matrix M such that
@@ -58,5 +60,5 @@ def align_face(image_bgr: NDArray[np.uint8], landmarks5: NDArray[np.float32]) ->
     if not isinstance(image_bgr, np.ndarray) or image_bgr.dtype != np.uint8 or image_bgr.ndim != 3:
         raise ValueError("align_face: expected an (H, W, 3) uint8 BGR image")
     m = similarity_transform(lm, ARCFACE_TEMPLATE)
-    return cv2.warpAffine(image_bgr, m, (ALIGNED_SIZE, ALIGNED_SIZE), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return cv2.warpAffine(image_bgr, m, (ALIGNED_SIZE, ALIGNED_SIZE),  # type: ignore[return-value]
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))

@@ -50,7 +50,7 @@ def _still_video(photo: np.ndarray, seconds: float = 3.0, fps: float = 30.0) -> 
     photo = cv2.resize(photo, (640, round(photo.shape[0] * 640 / photo.shape[1])))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "still.mp4"
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, photo.shape[1::-1])
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, photo.shape[1::-1])
         for _ in range(int(seconds * fps)):
             writer.write(photo)
         writer.release()
@@ -135,9 +135,10 @@ def run_face_bench(ctx: BenchContext) -> list[BenchTable]:
     if frames:
         ctx.on_progress("face: liveness behaviour on the carphone video")
         rows.append({"video": CARPHONE, **_behaviour(sctx, frames, fps)})
-    if (media / STILL_PHOTO).is_file():
+    photo = cv2.imread(str(media / STILL_PHOTO)) if (media / STILL_PHOTO).is_file() else None
+    if photo is not None:  # missing or unreadable: no still-photo row, like the unreadable PHOTOS
         ctx.on_progress("face: liveness behaviour on a still-photo video")
-        still = _still_video(cv2.imread(str(media / STILL_PHOTO)))
+        still = _still_video(photo)
         rows.append({"video": f"still {STILL_PHOTO} (3 s)", **_behaviour(sctx, still, 30.0)})
     cfg = ctx.config.face
     behaviour = BenchTable(

@@ -47,7 +47,7 @@ def read_image(image: ImageInput, label: str = "") -> NDArray[np.uint8]:
     if img is None:
         raise GalleryError(f"cannot read the image {path}: the file is missing or not an image "
                            f"(JPEG, PNG, ...)")
-    return img
+    return img  # type: ignore[return-value]
 
 
 class FaceAnalyzer:

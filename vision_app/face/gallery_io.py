@@ -37,6 +37,7 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], passphrase: s
 
     passphrase: None keeps the tokens under the gallery's key; a passphrase re-encrypts them with a
     scrypt-derived key so the file can be imported into any gallery."""
+    enc: dict[str, str | int]
     if passphrase is None:
         fernet, enc = gallery.fernet, {"kind": "gallery-key", "key_id": gallery.key_id}
     else:
