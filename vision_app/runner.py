@@ -65,14 +65,14 @@ class VideoWriterSink:
             if self.path.parent and not self.path.parent.exists():
                 raise VisionAppError(f"cannot record to {self.path}: folder {self.path.parent} does not exist")
             self.size = (img.shape[1], img.shape[0])
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.codec), self.fps,
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.codec), self.fps,
                                            self.size)
             if not self._writer.isOpened():
                 self._writer = None
                 raise VisionAppError(f"cannot record to {self.path}: OpenCV has no writer for codec "
                                      f"'{self.codec}' and this extension (try .mp4 with mp4v or .avi with MJPG)")
         if (img.shape[1], img.shape[0]) != self.size:
-            img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+            img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)  # type: ignore[assignment]
         # OpenCV buffers encoded frames (~256 KiB with FFmpeg) and says False once a flush fails: a full
         # disk or a file-size limit. Without this check the recording stops growing and nobody knows.
         if not self._writer.write(np.ascontiguousarray(img)):

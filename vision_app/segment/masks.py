@@ -43,7 +43,7 @@ def softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
     return e
 
 
-def argmax_planes(planes: Sequence[NDArray[np.float32]]) -> NDArray[np.uint8]:
+def argmax_planes(planes: Sequence[NDArray[np.float32]] | NDArray[np.float32]) -> NDArray[np.uint8]:
     """Index of the largest of K same-shape float32 planes per pixel → uint8 (first wins ties).
 
     Equal to np.stack(planes).argmax(0) for K ≤ 256, but a running maximum over contiguous planes is

@@ -58,7 +58,7 @@ def soft_alpha(probs: NDArray[np.float32], threshold: float, softness: float) ->
 
 def blend(fg: NDArray[np.uint8], bg: NDArray[np.uint8], alpha: NDArray[np.float32]) -> NDArray[np.uint8]:
     """fg·alpha + bg·(1 − alpha) per pixel; where alpha is 1 the result equals fg exactly."""
-    return cv2.blendLinear(fg, bg, alpha, 1.0 - alpha)
+    return cv2.blendLinear(fg, bg, alpha, 1.0 - alpha)  # type: ignore[return-value]
 
 
 def fast_blur(img: NDArray[np.uint8], sigma_px: float) -> NDArray[np.uint8]:
@@ -67,7 +67,7 @@ def fast_blur(img: NDArray[np.uint8], sigma_px: float) -> NDArray[np.uint8]:
     f = max(1, int(sigma_px // 3))
     small = cv2.resize(img, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), max(sigma_px / f, 0.5))
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)  # type: ignore[return-value]
 
 
 def checkerboard(h: int, w: int, cell: int = 16) -> NDArray[np.uint8]:
@@ -88,7 +88,7 @@ def load_background(path: str) -> NDArray[np.uint8] | None:
     if img is None:
         raise ConfigError(f"segment.background {path!r} is not a readable image; give a .jpg/.png path "
                           f"or \"\" for a plain green background")
-    return img
+    return img  # type: ignore[return-value]
 
 
 def cover(img: NDArray[np.uint8], h: int, w: int) -> NDArray[np.uint8]:
@@ -202,9 +202,11 @@ class OverlayRenderer:
                 weight = self.alpha(mask) * np.float32(self.opacity)
                 colour = self._solid(h, w)
             else:
-                nonzero = cv2.compare(mask.labels, 0, cv2.CMP_GT)  # 255 where a class, 0 for background
-                weight = cv2.multiply(nonzero, self.opacity / 255.0, dtype=cv2.CV_32F)
-                colour = cv2.LUT(cv2.cvtColor(mask.labels, cv2.COLOR_GRAY2BGR), self.lut.reshape(256, 1, 3))
+                # 255 where a class, 0 for background (OpenCV takes a scalar src2; its stubs want an array)
+                nonzero = cv2.compare(mask.labels, 0, cv2.CMP_GT)  # type: ignore[call-overload]
+                weight = cv2.multiply(nonzero, self.opacity / 255.0, dtype=cv2.CV_32F)  # type: ignore[call-overload]
+                colour = cv2.LUT(  # type: ignore[assignment]
+                    cv2.cvtColor(mask.labels, cv2.COLOR_GRAY2BGR), self.lut.reshape(256, 1, 3))
             out = blend(colour, img, weight)
             legend = legend_entries(mask, self.lut)
             if self.legend:

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def _back(img: NDArray[np.uint8], h: int, w: int) -> NDArray[np.uint8]:
-    return img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    return img if img.shape[:2] == (h, w) else cv2.resize(  # type: ignore[return-value]
+        img, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 class MagentaStylizer:

@@ -119,4 +119,4 @@ class StyleVectorCache:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if img is None:
             raise ConfigError(f"style painting {p} is not an image OpenCV can decode; use a .jpg or .png")
-        return self.for_image(img, digest)
+        return self.for_image(img, digest)  # type: ignore[arg-type]
