@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from vision_app.errors import EngineError
 
@@ -104,7 +105,7 @@ class PinnedBuffer:
     is a C-contiguous view of the current shape. Call with the owning context current.
     """
 
-    def __init__(self, cuda: Any, dtype: np.dtype, name: str = "") -> None:
+    def __init__(self, cuda: Any, dtype: DTypeLike, name: str = "") -> None:
         self.cuda = cuda
         self.dtype = np.dtype(dtype)
         self.name = name
@@ -129,7 +130,7 @@ class PinnedBuffer:
             self.capacity = n * self.dtype.itemsize
             grew = True
         self.shape = shape
-        self.host = self._host_flat[:count].reshape(shape)  # type: ignore[index]
+        self.host = self._host_flat[:count].reshape(shape)
         return grew
 
     @property

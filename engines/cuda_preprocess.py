@@ -109,7 +109,7 @@ class PreprocessSpec:
         std = np.asarray(pp.get("std", (1.0, 1.0, 1.0)), np.float64)
         alpha = (float(pp.get("scale", 1.0)) / std).astype(np.float32)
         beta = (np.asarray(pp.get("mean", (0.0, 0.0, 0.0)), np.float64) / std).astype(np.float32)
-        return cls(tuple(size) if size else None, pp.get("resize", "stretch"),  # type: ignore[arg-type]
+        return cls(tuple(size) if size else None, pp.get("resize", "stretch"),
                    pp.get("anchor", "center"), int(round(float(pp.get("pad", 114)))),
                    pp.get("color", "rgb") == "rgb", tuple(float(a) for a in alpha),  # type: ignore[arg-type]
                    tuple(float(b) for b in beta), max(1, int(entry.input.get("multiple_of", 1))))  # type: ignore[arg-type]

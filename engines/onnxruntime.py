@@ -93,7 +93,7 @@ class OnnxRuntimeEngine(EngineBase):
                                  provider_options=self._provider_options)
 
     def close(self) -> None:
-        self._session = None  # type: ignore[assignment]
+        self._session = None
 
     def describe(self) -> str:
         return f"{super().describe()} [providers {', '.join(self.providers)}]"

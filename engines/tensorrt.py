@@ -89,6 +89,7 @@ class TensorRTEngine(EngineBase):
             self._cur_shape: dict[str, tuple[int, ...]] = {}
             from engines.cuda_context import PinnedBuffer
 
+            input_shapes: dict[str, tuple[int, ...]] = {}  # as the engine reports them, -1 = dynamic
             for i in range(eng.num_io_tensors):
                 tname = eng.get_tensor_name(i)
                 dtype = np.dtype(trt.nptype(eng.get_tensor_dtype(tname)))
@@ -97,13 +98,14 @@ class TensorRTEngine(EngineBase):
                 self._io[tname] = PinnedBuffer(self._gpu.cuda, dtype, tname)
                 if eng.get_tensor_mode(tname) == trt.TensorIOMode.INPUT:
                     self.inputs[tname] = spec
+                    input_shapes[tname] = shape
                     if any(d < 0 for d in shape):
                         lo, opt, hi = eng.get_tensor_profile_shape(tname, 0)
                         self.profiles[tname] = ProfileRange(tname, tuple(lo), tuple(opt), tuple(hi))
                 else:
                     self.outputs[tname] = spec
             if not self.profiles:  # static shapes: every buffer once, now
-                self._set_shapes({n: tuple(s.shape) for n, s in self.inputs.items()})  # type: ignore[misc]
+                self._set_shapes(input_shapes)
         log.info("%s: TensorRT engine ready on %s (%s)", self.name, self._gpu.info.name, self._shared.key_text)
 
     # ---- engine plan: cache or build -------------------------------------------------------------
@@ -125,17 +127,17 @@ class TensorRTEngine(EngineBase):
         key_text = f"TensorRT {trt.__version__}, {s.precision}, key {key.digest()[:12]}"
         with _lock_for(key.digest()):  # two stages asking for the same model build it once
             plan = None if (rebuild or cache is None) else cache.load(key)
-            if plan is not None:
+            if plan is not None and cache is not None:  # (only the cache gives a plan here)
                 try:
                     engine = runtime.deserialize_cuda_engine(plan)
                 except (RuntimeError, TypeError) as exc:  # some versions raise instead of returning None
                     log.warning("%s: deserializing the cached plan failed: %s", self.name, exc)
                     engine = None
                 if engine is not None:
-                    log.info("%s: using cached TensorRT engine %s", self.name, cache.path_for(key))  # type: ignore[union-attr]
-                    return _SharedEngine(runtime, engine, key_text, cache.path_for(key))  # type: ignore[union-attr]
+                    log.info("%s: using cached TensorRT engine %s", self.name, cache.path_for(key))
+                    return _SharedEngine(runtime, engine, key_text, cache.path_for(key))
                 log.warning("%s: TensorRT %s refused the cached plan %s (driver or library change?); "
-                            "rebuilding it", self.name, trt.__version__, cache.path_for(key))  # type: ignore[union-attr]
+                            "rebuilding it", self.name, trt.__version__, cache.path_for(key))
             log.warning("%s: building a TensorRT engine (%s, %s) - this runs once per model, GPU and TensorRT "
                         "version and can take minutes", self.name, s.precision, info.name)
             progress = BuildProgress(self.name, on_progress)

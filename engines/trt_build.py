@@ -117,7 +117,7 @@ class BuildProgress:
 def _make_monitor(trt: Any, progress: BuildProgress) -> Any:
     """A trt.IProgressMonitor forwarding to `progress` (exceptions never cross into TensorRT)."""
 
-    class _Monitor(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+    class _Monitor(trt.IProgressMonitor):
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
 
@@ -161,7 +161,7 @@ def _new_logger(trt: Any) -> Any:
               trt.ILogger.Severity.VERBOSE: logging.DEBUG}
     trt_log = logging.getLogger("engines.tensorrt.trt")
 
-    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+    class _Logger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
 

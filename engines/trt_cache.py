@@ -172,7 +172,7 @@ class EngineCache:
 
     def entries(self) -> list[CacheEntry]:
         """Every plan file in the folder with its header (or the reason it is unreadable)."""
-        out = []
+        out: list[CacheEntry] = []
         if not self.root.is_dir():
             return out
         for p in sorted(self.root.glob(f"*{PLAN_SUFFIX}")):

@@ -80,8 +80,8 @@ class TrtSettings:
         cache = Path(section.cache_dir).expanduser() if section.cache_dir else user_data_dir() / "engines"
         return cls(precision=section.precision, workspace_mb=int(section.workspace_mb), cache_dir=cache,
                    timing_cache=bool(section.timing_cache), device=int(section.device),
-                   min_hw=tuple(section.min_hw), opt_hw=tuple(section.opt_hw),  # type: ignore[arg-type]
-                   max_hw=tuple(section.max_hw), max_batch=int(section.max_batch),  # type: ignore[arg-type]
+                   min_hw=tuple(section.min_hw), opt_hw=tuple(section.opt_hw),
+                   max_hw=tuple(section.max_hw), max_batch=int(section.max_batch),
                    multiple_of=max(1, int(multiple_of)))
 
 
