@@ -64,8 +64,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         entry = store.entry(name)
         settings = _settings(args, entry.input.get("multiple_of", 1))
         bar = Progress(100, label=f"% {name}", rate=False)
+
+        def on_progress(_msg: str, frac: float, bar: Progress = bar) -> None:
+            bar.update(int(100 * frac))
+
         with TensorRTEngine(store.path(name), name=name, settings=settings, rebuild=args.force,
-                            on_progress=lambda _msg, frac, bar=bar: bar.update(int(100 * frac))) as eng:
+                            on_progress=on_progress) as eng:
             bar.done()
             print(f"{name}: {eng.describe()}")
     print(f"engine cache: {_settings(args).cache_dir}")

@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 from vision_app.cli.common import Progress, app_config, model_store
+from vision_app.config import CaptureConfig
 from vision_app.errors import SourceError
 from vision_app.pipeline import Pipeline
 from vision_app.runner import LiveRun, VideoWriterSink
-from vision_app.sources import open_source
+from vision_app.sources import FrameSource, open_source
 from vision_app.stages import StageContext, build_pipeline, parse_tasks
 
 log = logging.getLogger(__name__)
@@ -47,19 +48,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def open_with_fallback(spec: str | None, cfg_capture: object) -> tuple[object, str | None]:
+def open_with_fallback(spec: str | None, cfg_capture: CaptureConfig) -> tuple[FrameSource, str | None]:
     """Open the source; the default camera falls back to the test pattern (and says so)."""
     cap = cfg_capture
-    kw = dict(camera_size=(cap.camera_width, cap.camera_height),  # type: ignore[attr-defined]
-              test_size=tuple(cap.test_size), test_fps=cap.test_fps)  # type: ignore[attr-defined]
+
+    def open_spec(text: str) -> FrameSource:
+        return open_source(text, camera_size=(cap.camera_width, cap.camera_height),
+                           test_size=(cap.test_size[0], cap.test_size[1]), test_fps=cap.test_fps)
+
     if spec is not None:
-        return open_source(spec, **kw), None  # type: ignore[arg-type]
+        return open_spec(spec), None
     try:
-        return open_source(DEFAULT_SOURCE, **kw), None  # type: ignore[arg-type]
+        return open_spec(DEFAULT_SOURCE), None
     except SourceError as exc:
         note = (f"no camera found ({exc}); using the generated test: source instead. "
                 f"Pass --source with a camera index, video file, stream URL or image folder.")
-        return open_source("test:", **kw), note  # type: ignore[arg-type]
+        return open_spec("test:"), note
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -73,19 +77,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     source, note = open_with_fallback(args.source, cfg.capture)
     if note:
         log.warning("%s", note)
-    if source.live and not args.max_frames:  # type: ignore[attr-defined]
+    if source.live and not args.max_frames:
         log.info("live source: runs until Ctrl+C (or pass --max-frames)")
-    ctx = StageContext(cfg, store) if store is not None else StageContext(cfg, None, backend="none")  # type: ignore[arg-type]
+    ctx = StageContext(cfg, store) if store is not None else StageContext(cfg, None, backend="none")
     pipeline, extra = build_pipelines(tasks, ctx)
     sinks = []
     if args.output:
-        fps = cfg.runner.output_fps or source.fps or 25.0  # type: ignore[attr-defined]
+        fps = cfg.runner.output_fps or source.fps or 25.0
         sinks.append(VideoWriterSink(args.output, fps, cfg.runner.output_codec))
-    total = source.frame_count  # type: ignore[attr-defined]
+    total = source.frame_count
     if args.max_frames:
         total = min(total, args.max_frames) if total else args.max_frames
     progress = None if args.quiet else Progress(total)
-    run = LiveRun(source, pipeline, sinks, mode=cfg.capture.video_mode,  # type: ignore[arg-type]
+    run = LiveRun(source, pipeline, sinks, mode=cfg.capture.video_mode,
                   max_frames=args.max_frames,
                   reconnect=(cfg.capture.reconnect_initial_s, cfg.capture.reconnect_max_s,
                              cfg.capture.reconnect_attempts),

@@ -13,7 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vision_app.cli.common import app_config, model_store
-from vision_app.errors import ConfigError, SourceError
+from vision_app.errors import ConfigError, SourceError, VisionAppError
+from vision_app.pipeline import finish_step
 from vision_app.stages import StageContext, build_stage
 from vision_app.types import Frame, FrameResult
 
@@ -51,7 +52,7 @@ def read_image(path: str) -> NDArray[np.uint8]:
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise SourceError(f"cannot read image {path!r}: expected an existing .jpg/.png/.bmp file")
-    return img
+    return img  # type: ignore[return-value]
 
 
 def write_image(path: str, img: NDArray[np.uint8]) -> None:
@@ -74,8 +75,9 @@ def run_single(args: argparse.Namespace, task: str, overrides: dict[str, Any]) -
     try:
         t = time.perf_counter()
         result = stage.process(FrameResult(frame=frame, image=frame.image))
-        if callable(getattr(stage, "finish", None)):
-            result = stage.finish(result)
+        finish = finish_step(stage)
+        if finish is not None:
+            result = finish(result)
         log.info("%s took %.1f ms", task, 1000 * (time.perf_counter() - t))
     finally:
         stage.close()
@@ -87,10 +89,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
         "segment.model": args.seg_model, "segment.overlay": args.overlay, "segment.opacity": args.opacity,
         "segment.background": args.background})
     mask = result.mask
-    shares = dict(sorted(mask.shares().items(), key=lambda kv: -kv[1])) if mask is not None else {}
+    if mask is None:  # the segment stage's finish always sets it; None would be a bug in the stage
+        raise VisionAppError(f"segment: the stage returned no mask for {args.image}")
+    shares = dict(sorted(mask.shares().items(), key=lambda kv: -kv[1]))
     if args.output:
         out = result.image
-        if stage.renderer.mode == "cutout" and mask is not None and args.output.lower().endswith(".png"):
+        if stage.renderer.mode == "cutout" and args.output.lower().endswith(".png"):
             alpha = np.round(stage.renderer.alpha(mask) * 255).astype(np.uint8)
             out = np.dstack([result.frame.image, alpha])  # BGRA: a transparent background
         write_image(args.output, out)

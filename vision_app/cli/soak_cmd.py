@@ -47,8 +47,11 @@ def cmd_soak(args: argparse.Namespace) -> int:
     for spec in args.sources or default_sources(store.root):
         src = open_source(spec)
         pipeline, extra = build_pipelines(tasks, ctx)
-        runs.append(LiveRun(src, pipeline, extra_pipelines=extra,
-                            on_status=lambda k, m, s=spec: log.warning("%s: %s: %s", s, k, m)))
+
+        def on_status(kind: str, message: str, source: str = spec) -> None:
+            log.warning("%s: %s: %s", source, kind, message)
+
+        runs.append(LiveRun(src, pipeline, extra_pipelines=extra, on_status=on_status))
 
     def frames() -> tuple[int, list[float]]:
         total = sum(r.runner.stats.processed for r in runs)

@@ -111,6 +111,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         controller.close()
         pipeline.close()
     last = controller.status()
-    print(f"{frames} frames; kiosk state {last.state.value}; access log {controller.access_log.path}",
-          file=sys.stderr)
+    log_path = controller.access_log.path if controller.access_log is not None else "(none)"
+    print(f"{frames} frames; kiosk state {last.state.value}; access log {log_path}", file=sys.stderr)
     return 0
