@@ -5,7 +5,7 @@ Detection's letterboxing with its inverse box mapping is a different concept and
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
@@ -23,7 +23,7 @@ def model_input_size(entry_input: Mapping[str, object], model: str) -> tuple[int
 
 
 def image_to_blob(img: NDArray[np.uint8], size: tuple[int, int],
-                  preprocess: Mapping[str, object]) -> NDArray[np.float32]:
+                  preprocess: Mapping[str, Any]) -> NDArray[np.float32]:
     """Stretch-resize a BGR uint8 (H, W, 3) image to size=(width, height) and normalise it.
 
     Returns a (1, 3, height, width) float32 NCHW blob in the manifest's colour order ('rgb' or 'bgr'),
@@ -32,9 +32,9 @@ def image_to_blob(img: NDArray[np.uint8], size: tuple[int, int],
     color = str(preprocess.get("color", "rgb"))
     if color not in ("rgb", "bgr"):
         raise ModelError(f"preprocess color must be 'rgb' or 'bgr', got {color!r}")
-    scale = float(preprocess.get("scale", 1.0))  # type: ignore[arg-type]
-    mean = [float(m) for m in preprocess.get("mean", (0.0, 0.0, 0.0))]  # type: ignore[attr-defined]
-    std = [float(s) for s in preprocess.get("std", (1.0, 1.0, 1.0))]  # type: ignore[attr-defined]
+    scale = float(preprocess.get("scale", 1.0))
+    mean = [float(m) for m in preprocess.get("mean", (0.0, 0.0, 0.0))]
+    std = [float(s) for s in preprocess.get("std", (1.0, 1.0, 1.0))]
     # OpenCV computes (x - mean') * factor: mean' = mean / scale, factor = scale / std.
     params = cv2.dnn.Image2BlobParams()
     params.scalefactor = tuple(scale / s for s in std) + (0.0,)

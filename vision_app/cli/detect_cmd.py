@@ -69,9 +69,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     cfg = app_config(args, **{"detect.model": args.model, "detect.confidence": args.conf,
                               "detect.iou": args.iou, "detect.class_agnostic": args.agnostic})
     image = read_image(args.image)
-    ctx = StageContext(cfg, model_store(args))
+    store = model_store(args)
+    ctx = StageContext(cfg, store)
     name = cfg.detect.model
-    entry = ctx.models.entry(name)  # type: ignore[union-attr]
+    entry = store.entry(name)
     detector = Detector(entry, ctx.engine(name), detect_params(cfg.detect))
     try:
         dets = detector(image)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
@@ -29,6 +29,9 @@ from vision_app.errors import ConfigError, ModelError
 from vision_app.models import ModelEntry
 from vision_app.tensor_io import image_to_blob, model_input_size
 from vision_app.types import Mask
+
+if TYPE_CHECKING:
+    from engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ class Segmenter:
     order (the stage calls it from its in-order finish step; a lock guards it regardless).
     """
 
-    def __init__(self, engine: object, entry: ModelEntry, *, smoothing: float, threshold: float,
+    def __init__(self, engine: Engine, entry: ModelEntry, *, smoothing: float, threshold: float,
                  foreground: Sequence[str]) -> None:
         self.engine = engine
         self.entry = entry
@@ -77,8 +80,8 @@ class Segmenter:
             raise ModelError(f"model '{entry.name}': decode.type must be one of {DECODE_TYPES} for "
                              f"segmentation, got {self.kind!r}")
         self.size = model_input_size(entry.input, entry.name)
-        self.input_name = str(entry.input.get("name") or next(iter(engine.inputs)))  # type: ignore[attr-defined]
-        self.output_name = next(iter(engine.outputs))  # type: ignore[attr-defined]
+        self.input_name = str(entry.input.get("name") or next(iter(engine.inputs)))
+        self.output_name = next(iter(engine.outputs))
         self.class_names = tuple(entry.classes) or (("background", "person") if self.kind == "probability"
                                                     else ())
         if self.kind == "logits" and len(self.class_names) < 2:
@@ -103,7 +106,7 @@ class Segmenter:
         """Run the model on a BGR uint8 (H, W, 3) frame → (C, h, w) float32 probabilities at model
         resolution (C = 1 person probability for binary models, else a softmax over the classes)."""
         blob = image_to_blob(img, self.size, self.entry.preprocess)
-        out = self.engine.infer({self.input_name: blob})[self.output_name]  # type: ignore[attr-defined]
+        out = self.engine.infer({self.input_name: blob})[self.output_name]
         if out.ndim != 4 or out.shape[0] != 1:
             raise ModelError(f"model '{self.entry.name}': expected output (1, C, h, w), got {out.shape}")
         planes = out[0].astype(np.float32, copy=False)

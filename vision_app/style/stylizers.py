@@ -13,6 +13,7 @@ Both resize to the model's size and back to the frame's with bilinear interpolat
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,6 +23,9 @@ from vision_app.errors import ModelError
 from vision_app.models import ModelEntry
 from vision_app.style.vectors import StyleVectorCache
 from vision_app.tensor_io import blob_to_image, image_to_blob, model_input_size
+
+if TYPE_CHECKING:
+    from engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ class MagentaStylizer:
     """engine: the transfer model; entry: its manifest entry; vectors: the predict side (cache);
     style_vector: the painting's (1, 100, 1, 1) vector; strength 0..1; content_every ≥ 1 frames."""
 
-    def __init__(self, engine: object, entry: ModelEntry, vectors: StyleVectorCache,
+    def __init__(self, engine: Engine, entry: ModelEntry, vectors: StyleVectorCache,
                  style_vector: NDArray[np.float32], *, strength: float, content_every: int) -> None:
         self.engine = engine
         self.entry = entry
@@ -44,14 +48,14 @@ class MagentaStylizer:
         self.strength = float(strength)
         self.content_every = max(1, int(content_every))
         self.size = model_input_size(entry.input, entry.name)
-        names = list(engine.inputs)  # type: ignore[attr-defined]
+        names = list(engine.inputs)
         self.content_name = str(entry.input.get("name") or names[0])
         others = [n for n in names if n != self.content_name]
         if len(others) != 1:
             raise ModelError(f"model '{entry.name}': expected a content input '{self.content_name}' and one "
                              f"style-vector input, found inputs {names}")
         self.vector_name = others[0]
-        self.output_name = next(iter(engine.outputs))  # type: ignore[attr-defined]
+        self.output_name = next(iter(engine.outputs))
         self._content_vector: NDArray[np.float32] | None = None
         self._since = 0
         self.content_updates = 0  # how often the frame's own vector was computed
@@ -73,7 +77,7 @@ class MagentaStylizer:
         h, w = img.shape[:2]
         feed = {self.content_name: image_to_blob(img, self.size, self.entry.preprocess),
                 self.vector_name: self.vector(img, new_scene)}
-        out = self.engine.infer(feed)[self.output_name]  # type: ignore[attr-defined]
+        out = self.engine.infer(feed)[self.output_name]
         return _back(blob_to_image(out, 255.0), h, w)
 
 
@@ -87,18 +91,18 @@ def working_shape(h: int, w: int, long_side: int, multiple: int = 4) -> tuple[in
 class JohnsonStylizer:
     """engine: a Johnson fast-style network; entry: its manifest entry; working_size: long side (px)."""
 
-    def __init__(self, engine: object, entry: ModelEntry, *, working_size: int) -> None:
+    def __init__(self, engine: Engine, entry: ModelEntry, *, working_size: int) -> None:
         self.engine = engine
         self.entry = entry
         self.working_size = int(working_size)
         self.multiple = int(entry.input.get("multiple_of", 4))
-        self.input_name = str(entry.input.get("name") or next(iter(engine.inputs)))  # type: ignore[attr-defined]
-        self.output_name = next(iter(engine.outputs))  # type: ignore[attr-defined]
+        self.input_name = str(entry.input.get("name") or next(iter(engine.inputs)))
+        self.output_name = next(iter(engine.outputs))
 
     def stylize(self, img: NDArray[np.uint8], new_scene: bool = False) -> NDArray[np.uint8]:
         """BGR uint8 (H, W, 3) → stylized BGR uint8 (H, W, 3); new_scene is unused (no state)."""
         h, w = img.shape[:2]
         wh, ww = working_shape(h, w, self.working_size, self.multiple)
         blob = image_to_blob(img, (ww, wh), self.entry.preprocess)
-        out = self.engine.infer({self.input_name: blob})[self.output_name]  # type: ignore[attr-defined]
+        out = self.engine.infer({self.input_name: blob})[self.output_name]
         return _back(blob_to_image(out, 1.0), h, w)

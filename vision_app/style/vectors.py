@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -19,6 +20,9 @@ from numpy.typing import NDArray
 from vision_app.errors import ConfigError, ModelError
 from vision_app.models import ModelEntry
 from vision_app.tensor_io import image_to_blob, model_input_size
+
+if TYPE_CHECKING:
+    from engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +47,13 @@ class StyleVectorCache:
     `runs` counts predict-network calls (cached look-ups do not run it).
     """
 
-    def __init__(self, engine: object, entry: ModelEntry, *, model_sha: str, disk_dir: Path | None,
+    def __init__(self, engine: Engine, entry: ModelEntry, *, model_sha: str, disk_dir: Path | None,
                  memory: dict[str, NDArray[np.float32]] | None = None) -> None:
         self.engine = engine
         self.entry = entry
         self.size = model_input_size(entry.input, entry.name)
-        self.input_name = str(entry.input.get("name") or next(iter(engine.inputs)))  # type: ignore[attr-defined]
-        self.output_name = next(iter(engine.outputs))  # type: ignore[attr-defined]
+        self.input_name = str(entry.input.get("name") or next(iter(engine.inputs)))
+        self.output_name = next(iter(engine.outputs))
         self.model_sha = model_sha
         self.disk_dir = disk_dir
         self._memory = _PROCESS_MEMORY if memory is None else memory
@@ -58,7 +62,7 @@ class StyleVectorCache:
     def predict(self, img: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Run the predict network on a BGR uint8 (H, W, 3) image (no caching) → (1, 100, 1, 1) float32."""
         blob = image_to_blob(square_crop(img), self.size, self.entry.preprocess)
-        out = self.engine.infer({self.input_name: blob})[self.output_name]  # type: ignore[attr-defined]
+        out = self.engine.infer({self.input_name: blob})[self.output_name]
         self.runs += 1
         if out.ndim != 4 or out.shape[0] != 1 or out.shape[2:] != (1, 1):
             raise ModelError(f"model '{self.entry.name}': expected a (1, N, 1, 1) style vector, got {out.shape}")
