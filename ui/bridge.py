@@ -1,12 +1,12 @@
-"""The thread → GUI bridge: one queued signal at a time, always carrying the newest result.
+"""The thread → GUI bridge: one queued wake-up at a time, always delivering the newest result.
 
 Worker threads call `FrameBridge.publish(result)`. The QImage is built there (an owned copy, so the
 numpy buffer may be reused or freed afterwards), the newest item replaces any undelivered one, and a
-queued signal is emitted only when none is in flight: a slow GUI never has a backlog of stale frames.
+wake-up is queued only when none is in flight: a slow GUI never has a backlog of stale frames.
 The GUI thread receives `frame_ready(ViewItem)` and only makes the QPixmap and paints.
 
-Rare events (status changes, access decisions, monitor events) go through `event`, a plain queued
-signal where every emission is delivered: none of them may be coalesced away.
+Rare events (status changes, access decisions, monitor events) go through `events`: every one is
+delivered, in order; none of them may be coalesced away.
 """
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QImage
 
 from vision_app.types import FrameResult
+
+from ui.notify import CallQueue, Listeners
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +53,23 @@ class ViewItem:
 
 
 class FrameBridge(QObject):
-    """Lives in the GUI thread; publish() and post_event() may be called from any thread."""
+    """Lives in the GUI thread; publish() and post_event() may be called from any thread.
 
-    frame_ready = Signal(object)   # ViewItem, emitted in the GUI thread
-    event = Signal(object)         # every posted event, queued to the GUI thread, none dropped
-    _wake = Signal()               # worker → GUI, at most one in flight
+    The wake-up from a worker is one byte on a socket pair and the listeners are plain callbacks, not
+    Qt signals (see ui/notify.py for the PySide6 bug this avoids). `frame_ready(ViewItem)` and
+    `events(payload)` listeners run in the GUI thread."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.frame_ready = Listeners()   # ViewItem
+        self.events = Listeners()        # each posted payload, in order (named so as not to hide QObject.event)
         self._lock = threading.Lock()
         self._latest: ViewItem | None = None
-        self._pending = False
         self.published = 0     # frames handed in by the worker
         self.delivered = 0     # frames the GUI received
         self.coalesced = 0     # frames replaced by a newer one before the GUI took them
-        self._wake.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
-        self._event_relay.connect(self.event, Qt.ConnectionType.QueuedConnection)
-
-    _event_relay = Signal(object)
+        self._calls = CallQueue(self)
+        self._calls.waker.woken.connect(self._deliver)
 
     def publish(self, result: FrameResult, extra: Any = None) -> None:
         """Worker thread: convert result.image and hand over the newest item."""
@@ -78,18 +79,15 @@ class FrameBridge(QObject):
             if self._latest is not None:
                 self.coalesced += 1
             self._latest = item
-            if self._pending:
-                return
-            self._pending = True
-        self._wake.emit()
+        self._calls.waker.wake()  # no-op while a wake-up is already in flight
 
     def post_event(self, payload: Any) -> None:
-        """Any thread: deliver payload to `event` listeners in the GUI thread (queued, never dropped)."""
-        self._event_relay.emit(payload)
+        """Any thread: deliver payload to `event` listeners in the GUI thread (in order, never dropped)."""
+        self._calls.call_soon(self.events.emit, payload)
 
     def _deliver(self) -> None:
         with self._lock:
-            item, self._latest, self._pending = self._latest, None, False
+            item, self._latest = self._latest, None
         if item is not None:
             self.delivered += 1
             self.frame_ready.emit(item)

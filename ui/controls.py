@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget)
 
@@ -14,6 +14,7 @@ from vision_app.config import AppConfig
 from vision_app.models import ModelStore
 from vision_app.stages import TASKS
 
+from ui.notify import Listeners
 from ui.session import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,13 @@ def _names(store: ModelStore | None, task: str, default: str) -> list[str]:
 class PipelineControls(QWidget):
     """Emits `changed` (debounced by 250 ms) whenever a toggle or setting changes."""
 
-    changed = Signal()
-
     def __init__(self, config: AppConfig, store: ModelStore | None, settings: QSettings,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
+        self.changed = Listeners()
         self._debounce = QTimer(self, singleShot=True, interval=250)
-        self._debounce.timeout.connect(self.changed)
+        self._debounce.timeout.connect(lambda: self.changed.emit())
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
 

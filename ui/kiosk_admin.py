@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QImage, QPixmap
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
 from ui.bridge import to_qimage
+from ui.notify import Listeners
 from ui.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,9 @@ def read_access_log(path: Path, last: int = LOG_ROWS) -> list[LogRow]:
 
 
 class AdminPanel(QWidget):
-    back = Signal()
-    exit_kiosk = Signal()
-    enrol = Signal()
-    change_pin = Signal()
-
     def __init__(self, log_path: Path, tasks: BackgroundTasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.back, self.exit_kiosk, self.enrol, self.change_pin = (Listeners() for _ in range(4))
         self.log_path = log_path
         self.tasks = tasks
         title = QLabel("Kiosk administration")
@@ -76,7 +73,7 @@ class AdminPanel(QWidget):
                              ("Exit kiosk mode", self.exit_kiosk)):
             b = QPushButton(text)
             b.setMinimumHeight(44)
-            b.clicked.connect(signal.emit if signal is not None else self.refresh)
+            b.clicked.connect(lambda _=False, s=signal: s.emit() if s is not None else self.refresh())
             buttons.addWidget(b)
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["time (UTC)", "decision", "who", "liveness", "reason"])

@@ -7,13 +7,14 @@ import logging
 import time
 from typing import Any, Callable, Mapping, Sequence
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject
 
 from vision_app.models import ModelStore
 from vision_app.runner import Sink
 from vision_app.types import FrameResult
 
 from ui.bridge import FrameBridge, ViewItem
+from ui.notify import Listeners
 from ui.session import PipelineSpec, Session
 from ui.video_view import VideoView
 
@@ -27,10 +28,6 @@ class LiveFeed(QObject):
     prepare(result) -> (result, extra), optional, runs on the runner thread before the QImage is built:
     a view's own per-frame work (e.g. the enrolment quality hint) with its answer in ViewItem.extra."""
 
-    status = Signal(str, str)
-    frame = Signal(object)
-    other = Signal(object)
-
     def __init__(self, view: VideoView, *, config_path: str | None,
                  base_overrides: Mapping[str, Any] | None = None,
                  store: Callable[[], ModelStore | None],
@@ -39,6 +36,9 @@ class LiveFeed(QObject):
                  loop_files: bool = False, status_hook: Callable[[str, str], None] | None = None,
                  name: str = "feed", parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.status = Listeners()   # (kind, message)
+        self.frame = Listeners()    # ViewItem
+        self.other = Listeners()    # any other posted payload
         self.view = view
         self.prepare = prepare
         self.status_hook = status_hook
@@ -47,7 +47,7 @@ class LiveFeed(QObject):
                                on_status=self._post_status, extra_sinks=extra_sinks,
                                loop_files=loop_files, base_overrides=base_overrides, name=name)
         self.bridge.frame_ready.connect(self._show)
-        self.bridge.event.connect(self._event)
+        self.bridge.events.connect(self._event)
         self.last: ViewItem | None = None
         self._rate_t = time.monotonic()
         self._rate_n = 0

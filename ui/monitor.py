@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QColor, QIcon, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (QFrame, QGridLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
                                QSplitter, QVBoxLayout, QWidget)
@@ -17,6 +17,7 @@ from ui.context import AppContext
 from ui.controls import task_available
 from ui.events import EventDetector, EventSink, MonitorEvent
 from ui.live import LiveFeed
+from ui.notify import Listeners
 from ui.session import PipelineSpec
 from ui.video_view import VideoView
 
@@ -42,10 +43,9 @@ def default_tasks() -> tuple[str, ...]:
 class Tile(QFrame):
     """One source: a title line (source, state, fps) over its video; a click asks to enlarge it."""
 
-    clicked = Signal(object)
-
     def __init__(self, source: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.clicked = Listeners()  # (tile)
         self.source = source
         self.name = short_name(source)
         self.setFrameShape(QFrame.Shape.StyledPanel)

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QGridLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
+from ui.notify import Listeners
 from ui.pin import PinCheck, PinStore, check_pin_format
 from ui.tasks import BackgroundTasks
 
 
 class PinPad(QWidget):
-    unlocked = Signal()
-    cancelled = Signal()
-
     def __init__(self, store: PinStore, tasks: BackgroundTasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.unlocked = Listeners()
+        self.cancelled = Listeners()
         self.store = store
         self.tasks = tasks
         self.mode = "unlock"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from vision_app.config import AppConfig, load_config
@@ -50,17 +50,28 @@ def is_camera(source: str) -> bool:
 
 class SwappablePipeline:
     """What the runner thread calls. `swap` waits for the frame in progress, so the old pipeline can be
-    closed safely right after."""
+    closed safely right after.
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    media_fps: for a file processed offline (every frame, at whatever speed the CPU manages), frames
+    are stamped with their time in the video (first frame's arrival + index / fps) instead of their
+    read time, so time-based logic downstream (blink and motion windows, trackers, the kiosk's timers)
+    sees the video as recorded however slow or fast the machine is."""
+
+    def __init__(self, pipeline: Pipeline, media_fps: float | None = None) -> None:
         self._pipeline = pipeline
         self._lock = threading.Lock()
+        self.media_fps = media_fps
+        self._t0: float | None = None
 
     @property
     def current(self) -> Pipeline:
         return self._pipeline
 
     def run(self, frame: Frame) -> FrameResult:
+        if self.media_fps:
+            if self._t0 is None:
+                self._t0 = frame.timestamp - frame.index / self.media_fps
+            frame = replace(frame, timestamp=self._t0 + frame.index / self.media_fps)
         with self._lock:
             return self._pipeline.run(frame)
 
@@ -217,10 +228,11 @@ class Session:
                     sink.close()
                 return
             self.context = ctx
-            self.pipeline = SwappablePipeline(pipeline)
+            mode = cfg.ui.file_mode
+            media_clock = mode == "offline" and not source.live and source.fps
+            self.pipeline = SwappablePipeline(pipeline, source.fps if media_clock else None)
             self.source_id = source.source_id
             sinks: list[Sink] = [*extra, self.recorder, CallbackSink(self.on_result)]
-            mode = cfg.ui.file_mode
             self.run = LiveRun(source, self.pipeline, sinks, mode=mode,  # type: ignore[arg-type]
                                on_status=self._status,
                                reconnect=(cap.reconnect_initial_s, cap.reconnect_max_s,

@@ -9,20 +9,20 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject
 
 from vision_app.errors import VisionAppError
+
+from ui.notify import CallQueue
 
 log = logging.getLogger(__name__)
 
 
 class BackgroundTasks(QObject):
-    _finished = Signal(object, object, object)  # callback, value, is_error
-
     def __init__(self, name: str = "ui-tasks", parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._finished.connect(self._call, Qt.ConnectionType.QueuedConnection)
+        self._calls = CallQueue(self)  # results reach the GUI thread without a cross-thread Qt signal
         self.pending = 0
 
     def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
@@ -35,12 +35,12 @@ class BackgroundTasks(QObject):
             try:
                 value = fn()
             except VisionAppError as exc:
-                self._finished.emit(on_error, str(exc), True)
+                self._calls.call_soon(self._call, on_error, str(exc), True)
             except Exception as exc:
                 log.exception("background job failed")
-                self._finished.emit(on_error, f"{type(exc).__name__}: {exc}", True)
+                self._calls.call_soon(self._call, on_error, f"{type(exc).__name__}: {exc}", True)
             else:
-                self._finished.emit(on_done, value, False)
+                self._calls.call_soon(self._call, on_done, value, False)
 
         return self._pool.submit(job)
 

@@ -61,7 +61,7 @@ def test_slow_gui_gets_only_the_newest_result(qtbot):
 def test_events_are_never_coalesced(qtbot):
     bridge = FrameBridge()
     got = []
-    bridge.event.connect(got.append)
+    bridge.events.connect(got.append)
     t = threading.Thread(target=lambda: [bridge.post_event(i) for i in range(20)])
     t.start()
     t.join()

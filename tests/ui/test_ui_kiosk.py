@@ -165,8 +165,9 @@ def enrolled_ctx(pin_ctx, carphone_frames):
     service = GalleryService(pin_ctx)
     assert service.enroll("Driver", [carphone_frames[i] for i in (10, 40, 70, 100)]) == 4
     service.close()
-    # the 4 s clip loops: a blink missed while the shared CPU dropped frames comes round again
-    pin_ctx.config.access.blink_timeout_s = 12.0  # the controller's config
+    # every frame reaches the face stage, stamped with its time in the video: blink and motion windows
+    # see the clip as recorded even when other work on this 2-core machine slows the pipeline down
+    pin_ctx.base_overrides["ui.file_mode"] = "offline"
     return pin_ctx
 
 

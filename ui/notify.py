@@ -1,0 +1,107 @@
+"""Notifications without Python-declared Qt signals: Listeners, Waker, CallQueue.
+
+Why: with PySide6 6.12 on Python 3.11, `Signal.emit()` of a signal declared in Python drops the GIL
+and then changes the reference counts of True/False/None, racing with any other Python thread. The
+process dies with "Fatal Python error: bool_dealloc" (or none_dealloc): a QTimer emitting a custom
+no-argument signal in the GUI thread while a worker thread evaluates comparisons crashes within
+seconds; QCoreApplication.postEvent from a worker crashes the same way. Signals emitted by Qt's own
+C++ code (timers, socket notifiers, buttons) into Python slots do not show it.
+
+So, in this package:
+- `Listeners` replaces custom signals: plain Python callbacks, called in the emitting thread;
+- a worker wakes the GUI thread by writing one byte to a socket pair (`Waker`), which a
+  QSocketNotifier in the GUI thread turns into a callback; at most one byte is in flight, so a busy
+  worker never floods the GUI's event queue;
+- `CallQueue.call_soon(fn, ...)` runs fn in the GUI thread, in order, none dropped.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections import deque
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QSocketNotifier
+
+log = logging.getLogger(__name__)
+
+
+class Listeners:
+    """A signal without Qt: connect(fn), emit(*args) calls every fn in the emitting thread, in order.
+    A listener that raises is logged; the others still run."""
+
+    def __init__(self) -> None:
+        self._fns: list[Callable[..., Any]] = []
+
+    def connect(self, fn: Callable[..., Any]) -> None:
+        self._fns.append(fn)
+
+    def emit(self, *args: Any) -> None:
+        for fn in list(self._fns):
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("listener %r failed", fn)
+
+
+class Waker(QObject):
+    """`wake()` from any thread; `woken` listeners run later in the thread that made the Waker."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.woken = Listeners()
+        self._recv, self._send = socket.socketpair()
+        self._recv.setblocking(False)
+        self._send.setblocking(False)
+        self._lock = threading.Lock()
+        self._armed = False
+        self._notifier = QSocketNotifier(self._recv.fileno(), QSocketNotifier.Type.Read, self)
+        self._notifier.activated.connect(self._ready)
+
+    def wake(self) -> None:
+        with self._lock:
+            if self._armed:
+                return  # a wake-up is already on its way
+            self._armed = True
+        try:
+            self._send.send(b"\0")
+        except OSError:  # closed at shutdown, or the (impossible) full buffer: nothing to wake
+            with self._lock:
+                self._armed = False
+
+    def _ready(self) -> None:
+        try:
+            self._recv.recv(64)
+        except (BlockingIOError, InterruptedError):
+            pass
+        with self._lock:
+            self._armed = False  # before the listeners run: a wake during their work is not lost
+        self.woken.emit()
+
+    def close(self) -> None:
+        self._notifier.setEnabled(False)
+        self._recv.close()
+        self._send.close()
+
+
+class CallQueue(QObject):
+    """`call_soon(fn, *args)` from any thread runs fn(*args) in the GUI thread, in order, none dropped."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self.waker = Waker(self)
+        self.waker.woken.connect(self.drain)
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._calls.append((fn, args))  # deque.append is atomic
+        self.waker.wake()
+
+    def drain(self) -> None:
+        while self._calls:
+            fn, args = self._calls.popleft()
+            try:
+                fn(*args)
+            except Exception:  # one broken listener must not starve the others
+                log.exception("GUI callback %r failed", fn)
