@@ -81,3 +81,40 @@ def test_fit_rect_keeps_the_aspect_ratio(image, area, expected):
 
     r = fit_rect(QSize(*image), QSize(*area))
     assert (r.x(), r.y(), r.width(), r.height()) == expected
+
+
+def test_two_workers_publishing_flat_out_while_the_gui_delivers(qtbot):
+    """Guards ui/notify.py's reason to exist: with Qt signals emitted across threads this process died
+    ('Fatal Python error: bool_dealloc') within a second or two on PySide6 6.12 / Python 3.11."""
+    import time
+
+    bridge = FrameBridge()
+    frames, events = [], []
+    bridge.frame_ready.connect(lambda item: frames.append(item.result.frame.index))
+    bridge.events.connect(events.append)
+    stop = threading.Event()
+    img = np.zeros((36, 64, 3), np.uint8)
+
+    def work(offset: int) -> None:
+        i = 0
+        while not stop.is_set():
+            bridge.publish(_result(img, offset + i))
+            if i % 25 == 0:
+                bridge.post_event((offset, i))
+            i += 1
+
+    workers = [threading.Thread(target=work, args=(k * 10**9,)) for k in range(2)]
+    for w in workers:
+        w.start()
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        qtbot.wait(20)
+    stop.set()
+    for w in workers:
+        w.join()
+    qtbot.wait(50)
+    assert len(frames) > 10 and bridge.delivered == len(frames)
+    assert bridge.published == bridge.delivered + bridge.coalesced
+    for k in range(2):  # each worker's events arrive complete and in order
+        mine = [i for off, i in events if off == k * 10**9]
+        assert mine == list(range(0, 25 * len(mine), 25))
