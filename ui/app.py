@@ -50,7 +50,7 @@ def grab_to_file(window: QWidget, path: str) -> threading.Thread:
     image = window.grab().toImage()
 
     def save() -> None:
-        if not image.save(path, "PNG"):
+        if not image.save(path):  # the format follows the extension (.png)
             log.error("could not write screenshot %s", path)
         else:
             print(f"screenshot saved to {path}")

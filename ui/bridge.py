@@ -27,7 +27,7 @@ from ui.notify import CallQueue, Listeners
 log = logging.getLogger(__name__)
 
 
-def to_qimage(img: NDArray[np.uint8]) -> QImage:
+def to_qimage(img: np.ndarray) -> QImage:
     """An OWNED QImage of a BGR uint8 (H, W, 3) array (or grey (H, W)).
 
     QImage(buffer, ...) only wraps the numpy memory; `.copy()` detaches it so the QImage stays valid

@@ -17,6 +17,24 @@ from vision_app.models import ModelStore, user_data_dir
 log = logging.getLogger(__name__)
 
 
+def setting_list(settings: QSettings, key: str) -> list[str]:
+    """A QSettings list (an INI file gives a lone str for a one-item list, and None when unset)."""
+    value = settings.value(key)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
+def setting_number(settings: QSettings, key: str, default: float) -> float:
+    """A number from QSettings (INI files store text); the default when unset or not a number."""
+    try:
+        return float(str(settings.value(key, default)))
+    except ValueError:
+        return default
+
+
 @dataclass
 class AppContext:
     config: AppConfig

@@ -14,6 +14,7 @@ from vision_app.config import AppConfig
 from vision_app.models import ModelStore
 from vision_app.stages import TASKS
 
+from ui.context import setting_list, setting_number
 from ui.notify import Listeners
 from ui.session import PipelineSpec
 
@@ -50,7 +51,7 @@ class PipelineControls(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
 
-        self.detect = self._group(lay, "Object detection", "detect")
+        self.detect_box = self._group(lay, "Object detection", "detect")
         form = QFormLayout()
         self.det_model = self._combo(_names(store, "detect", config.detect.model), config.detect.model)
         self.det_conf = self._spin(config.detect.confidence)
@@ -58,16 +59,16 @@ class PipelineControls(QWidget):
         form.addRow("Model", self.det_model)
         form.addRow("Confidence", self.det_conf)
         form.addRow("NMS IoU", self.det_iou)
-        self.detect.setLayout(form)
+        self.detect_box.setLayout(form)
 
-        self.face = self._group(lay, "Face recognition + liveness", "face")
-        face_lay = QVBoxLayout(self.face)
+        self.face_box = self._group(lay, "Face recognition + liveness", "face")
+        face_lay = QVBoxLayout(self.face_box)
         note = QLabel("Names come from the face gallery (Gallery… in the toolbar); "
                       "boxes show identity, similarity and liveness.")
         note.setWordWrap(True)
         face_lay.addWidget(note)
 
-        self.segment = self._group(lay, "Segmentation", "segment")
+        self.segment_box = self._group(lay, "Segmentation", "segment")
         form = QFormLayout()
         self.seg_model = self._combo(_names(store, "segment", config.segment.model), config.segment.model)
         self.seg_overlay = self._combo(list(OVERLAYS), config.segment.overlay)
@@ -75,9 +76,9 @@ class PipelineControls(QWidget):
         form.addRow("Model", self.seg_model)
         form.addRow("Overlay", self.seg_overlay)
         form.addRow("Opacity", self.seg_opacity)
-        self.segment.setLayout(form)
+        self.segment_box.setLayout(form)
 
-        self.style = self._group(lay, "Style transfer", "style")
+        self.style_box = self._group(lay, "Style transfer", "style")
         form = QFormLayout()
         row = QHBoxLayout()
         self.style_choice = QComboBox()
@@ -95,7 +96,7 @@ class PipelineControls(QWidget):
         self.style_strength = self._slider(config.style.strength)
         form.addRow("Style", row)
         form.addRow("Strength", self.style_strength)
-        self.style.setLayout(form)
+        self.style_box.setLayout(form)
         if config.style.style:
             self.add_painting(config.style.style)
         lay.addStretch(1)
@@ -168,13 +169,14 @@ class PipelineControls(QWidget):
 
     # ---- state ------------------------------------------------------------------------------
     def set_task(self, task: str, on: bool) -> None:
-        group = {"detect": self.detect, "face": self.face, "segment": self.segment, "style": self.style}[task]
+        group = {"detect": self.detect_box, "face": self.face_box, "segment": self.segment_box,
+                 "style": self.style_box}[task]
         if group.isEnabled():
             group.setChecked(on)
 
     def tasks(self) -> tuple[str, ...]:
-        on = [t for t, g in (("style", self.style), ("segment", self.segment), ("detect", self.detect),
-                             ("face", self.face)) if g.isEnabled() and g.isChecked()]
+        on = [t for t, g in (("style", self.style_box), ("segment", self.segment_box), ("detect", self.detect_box),
+                             ("face", self.face_box)) if g.isEnabled() and g.isChecked()]
         if not self.style_choice.currentData() and "style" in on:
             on.remove("style")  # nothing to paint with yet; problem() says so
         return tuple(on) or ("passthrough",)
@@ -195,7 +197,7 @@ class PipelineControls(QWidget):
 
     def problem(self) -> str:
         """Why the current choice cannot run, or ''."""
-        if self.style.isChecked() and not self.style_choice.currentData():
+        if self.style_box.isChecked() and not self.style_choice.currentData():
             return "style transfer needs a painting or a style model: pick one in the Style box"
         return ""
 
@@ -217,17 +219,17 @@ class PipelineControls(QWidget):
         s = self.settings
         if s.value("pipeline/tasks") is None:
             return
-        paintings = s.value("pipeline/paintings", []) or []
-        for p in [paintings] if isinstance(paintings, str) else paintings:
-            self.add_painting(str(p))
+        for p in setting_list(s, "pipeline/paintings"):
+            self.add_painting(p)
         self._select(self.style_choice, str(s.value("pipeline/style", "")))
         self._select(self.det_model, str(s.value("pipeline/detect_model", "")))
         self._select(self.seg_model, str(s.value("pipeline/seg_model", "")))
         self._select(self.seg_overlay, str(s.value("pipeline/seg_overlay", "")))
-        self.det_conf.setValue(float(s.value("pipeline/detect_conf", self.det_conf.value())))
-        self.det_iou.setValue(float(s.value("pipeline/detect_iou", self.det_iou.value())))
-        self.seg_opacity.setValue(int(s.value("pipeline/seg_opacity", self.seg_opacity.value())))
-        self.style_strength.setValue(int(s.value("pipeline/style_strength", self.style_strength.value())))
+        self.det_conf.setValue(setting_number(s, "pipeline/detect_conf", self.det_conf.value()))
+        self.det_iou.setValue(setting_number(s, "pipeline/detect_iou", self.det_iou.value()))
+        self.seg_opacity.setValue(round(setting_number(s, "pipeline/seg_opacity", self.seg_opacity.value())))
+        self.style_strength.setValue(round(setting_number(s, "pipeline/style_strength",
+                                                          self.style_strength.value())))
         tasks = str(s.value("pipeline/tasks", "")).split(",")
         for t in ("detect", "face", "segment", "style"):
             self.set_task(t, t in tasks)

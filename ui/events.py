@@ -100,9 +100,9 @@ class EventDetector:
                 else:
                     self._once(key, "unknown_face", "unknown face", o.xyxy, out)
         elif result.faces is not None and result.faces.identity is not None:
-            faces = result.faces
-            for i, name in enumerate(faces.identity):
-                tid = None if faces.tracker_id is None else int(faces.tracker_id[i])
+            faces, names, tids = result.faces, result.faces.identity, result.faces.tracker_id
+            for i, name in enumerate(names):
+                tid = None if tids is None else int(tids[i])
                 key = ("face", tid if tid is not None else name or f"unknown{i}")
                 if self._track(key, now) < self.min_frames:
                     continue
@@ -112,9 +112,9 @@ class EventDetector:
                 else:
                     self._once(key, "unknown_face", "unknown face", box, out)
         elif result.detections is not None and result.detections.tracker_id is not None:
-            dets = result.detections
+            dets, track_ids = result.detections, result.detections.tracker_id
             for i in range(len(dets)):
-                tid = int(dets.tracker_id[i])
+                tid = int(track_ids[i])
                 if dets.label(i) != "person" or tid < 0:
                     continue
                 key = ("person", tid)
@@ -146,7 +146,7 @@ class EventSink:
     """Runner-thread sink: detects events and posts MonitorEvents (with thumbnails) through `post`.
     status(kind, message) turns capture status into events with the last frame as thumbnail."""
 
-    def __init__(self, source: str, detector: EventDetector, post: Callable[[MonitorEvent], None]) -> None:
+    def __init__(self, source: str, detector: EventDetector, post: Callable[[Any], None]) -> None:
         self.source = source
         self.detector = detector
         self.post = post

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QScr
 from vision_app.config import AppConfig
 from vision_app.models import user_data_dir
 
-from ui.context import AppContext
+from ui.context import AppContext, setting_list
 from ui.controls import PipelineControls
 from ui.gallery_service import gallery_available
 from ui.live import LiveFeed
@@ -73,13 +73,13 @@ class MainWindow(QMainWindow):
         self.source_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.source_box.setToolTip("camera index (camera:0), video file, image folder, stream URL "
                                    "(rtsp://…, http://…) or test: for a generated pattern")
-        recent = self.settings.value("source/recent", []) or []
-        recent = [recent] if isinstance(recent, str) else list(recent)
-        for s in [*DEFAULT_SOURCES, *recent]:
+        for s in [*DEFAULT_SOURCES, *setting_list(self.settings, "source/recent")]:
             if self.source_box.findText(s) < 0:
                 self.source_box.addItem(s)
         self.source_box.setCurrentText(str(self.settings.value("source/last", DEFAULT_SOURCES[0])))
-        self.source_box.lineEdit().returnPressed.connect(self.start)
+        edit = self.source_box.lineEdit()
+        if edit is not None:  # always, for an editable combo box
+            edit.returnPressed.connect(self.start)
         tb.addWidget(self.source_box)
         self.act_file = tb.addAction("File…", self.choose_file)
         self.act_loop = tb.addAction("Loop")
@@ -266,8 +266,7 @@ class MainWindow(QMainWindow):
     def _remember_source(self, src: str) -> None:
         self.settings.setValue("source/last", src)
         if src not in DEFAULT_SOURCES and Path(src).exists():
-            recent = self.settings.value("source/recent", []) or []
-            recent = [recent] if isinstance(recent, str) else list(recent)
+            recent = setting_list(self.settings, "source/recent")
             self.settings.setValue("source/recent", ([src] + [r for r in recent if r != src])[:8])
 
     def closeEvent(self, event: QCloseEvent) -> None:

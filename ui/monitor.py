@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -109,10 +110,10 @@ class MonitorWindow(QMainWindow):
             tile.clicked.connect(self.toggle_enlarged)
             self.grid.addWidget(tile, i // cols, i % cols)
             self.tiles.append(tile)
-            sink = EventSink(short_name(src), EventDetector(ctx.config.ui.event_cooldown_s, ctx.config.ui.event_min_frames),
-                             lambda e: None)
+            detector = EventDetector(ctx.config.ui.event_cooldown_s, ctx.config.ui.event_min_frames)
+            sink = EventSink(short_name(src), detector, post=lambda payload: None)  # set below
             feed = LiveFeed(tile.view, config_path=ctx.config_path, base_overrides=ctx.base_overrides,
-                            store=lambda: ctx.store, extra_sinks=lambda s=sink: [s], loop_files=loop_files,
+                            store=lambda: ctx.store, extra_sinks=partial(list, (sink,)), loop_files=loop_files,
                             status_hook=sink.status, name=f"monitor{i}", parent=self)
             sink.post = feed.post
             feed.other.connect(self.add_event)

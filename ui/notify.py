@@ -16,9 +16,11 @@ So, in this package:
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import socket
 import threading
+import weakref
 from collections import deque
 from typing import Any, Callable
 
@@ -29,16 +31,28 @@ log = logging.getLogger(__name__)
 
 class Listeners:
     """A signal without Qt: connect(fn), emit(*args) calls every fn in the emitting thread, in order.
-    A listener that raises is logged; the others still run."""
+    A listener that raises is logged; the others still run.
+
+    Bound methods are held weakly (as Qt does for a receiver's slots): a QObject's wrapper is not kept
+    alive, or tied into a reference cycle, by what it listens to. A cycle of Qt wrappers is freed by
+    Python's cycle collector, which may run on any thread, and a QObject deleted from a worker thread
+    crashes Qt."""
 
     def __init__(self) -> None:
-        self._fns: list[Callable[..., Any]] = []
+        self._fns: list[Callable[[], Callable[..., Any] | None]] = []
 
     def connect(self, fn: Callable[..., Any]) -> None:
-        self._fns.append(fn)
+        if inspect.ismethod(fn):
+            self._fns.append(weakref.WeakMethod(fn))
+        else:
+            self._fns.append(lambda fn=fn: fn)
 
     def emit(self, *args: Any) -> None:
-        for fn in list(self._fns):
+        for ref in list(self._fns):
+            fn = ref()
+            if fn is None:  # its object is gone
+                self._fns.remove(ref)
+                continue
             try:
                 fn(*args)
             except Exception:
@@ -58,6 +72,10 @@ class Waker(QObject):
         self._armed = False
         self._notifier = QSocketNotifier(self._recv.fileno(), QSocketNotifier.Type.Read, self)
         self._notifier.activated.connect(self._ready)
+        # the sockets close only once Qt has let go of the notifier: closing them first (Python may free
+        # this wrapper before Qt deletes the notifier) leaves Qt polling a dead or reused descriptor
+        socks = (self._recv, self._send)
+        self._notifier.destroyed.connect(lambda *_: [s.close() for s in socks])
 
     def wake(self) -> None:
         with self._lock:
@@ -79,10 +97,6 @@ class Waker(QObject):
             self._armed = False  # before the listeners run: a wake during their work is not lost
         self.woken.emit()
 
-    def close(self) -> None:
-        self._notifier.setEnabled(False)
-        self._recv.close()
-        self._send.close()
 
 
 class CallQueue(QObject):

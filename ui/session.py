@@ -14,6 +14,9 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+from numpy.typing import NDArray
+
 from vision_app.config import AppConfig, load_config
 from vision_app.errors import SourceError, VisionAppError
 from vision_app.models import ModelStore
@@ -90,15 +93,15 @@ class LoopingSource:
 
     def __init__(self, inner: FrameSource) -> None:
         self.inner = inner
-        self.source_id = inner.source_id
-        self.live = inner.live
-        self.fps = inner.fps
-        self.frame_count = None
+        self.source_id: str = inner.source_id
+        self.live: bool = inner.live
+        self.fps: float | None = inner.fps
+        self.frame_count: int | None = None
 
     def open(self) -> None:
         self.inner.open()
 
-    def read(self) -> Any:
+    def read(self) -> NDArray[np.uint8] | None:
         img = self.inner.read()
         if img is None and not self.inner.live:
             self.inner.open()

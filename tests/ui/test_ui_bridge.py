@@ -118,3 +118,28 @@ def test_two_workers_publishing_flat_out_while_the_gui_delivers(qtbot):
     for k in range(2):  # each worker's events arrive complete and in order
         mine = [i for off, i in events if off == k * 10**9]
         assert mine == list(range(0, 25 * len(mine), 25))
+
+
+def test_listeners_hold_bound_methods_weakly_and_survive_a_failing_listener():
+    import gc
+
+    from ui.notify import Listeners
+
+    class Receiver:
+        def __init__(self) -> None:
+            self.got: list[int] = []
+
+        def on(self, v: int) -> None:
+            self.got.append(v)
+
+    sig, seen = Listeners(), []
+    r = Receiver()
+    sig.connect(r.on)
+    sig.connect(lambda v: 1 / 0)  # logged, does not stop the others
+    sig.connect(seen.append)
+    sig.emit(1)
+    assert r.got == [1] and seen == [1]
+    del r
+    gc.collect()
+    sig.emit(2)  # the receiver is gone: no error, others still called
+    assert seen == [1, 2]
