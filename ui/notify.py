@@ -21,12 +21,28 @@ import logging
 import socket
 import threading
 import weakref
+from functools import partial
 from collections import deque
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QSocketNotifier
 
 log = logging.getLogger(__name__)
+
+
+class _Strong:
+    """A strong reference with WeakMethod's call interface."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __call__(self) -> Callable[..., Any]:
+        return self.fn
+
+
+def _close_all(socks: tuple[socket.socket, ...], *_: Any) -> None:
+    for s in socks:
+        s.close()
 
 
 class Listeners:
@@ -42,10 +58,7 @@ class Listeners:
         self._fns: list[Callable[[], Callable[..., Any] | None]] = []
 
     def connect(self, fn: Callable[..., Any]) -> None:
-        if inspect.ismethod(fn):
-            self._fns.append(weakref.WeakMethod(fn))
-        else:
-            self._fns.append(lambda fn=fn: fn)
+        self._fns.append(weakref.WeakMethod(fn) if inspect.ismethod(fn) else _Strong(fn))
 
     def emit(self, *args: Any) -> None:
         for ref in list(self._fns):
@@ -74,8 +87,7 @@ class Waker(QObject):
         self._notifier.activated.connect(self._ready)
         # the sockets close only once Qt has let go of the notifier: closing them first (Python may free
         # this wrapper before Qt deletes the notifier) leaves Qt polling a dead or reused descriptor
-        socks = (self._recv, self._send)
-        self._notifier.destroyed.connect(lambda *_: [s.close() for s in socks])
+        self._notifier.destroyed.connect(partial(_close_all, (self._recv, self._send)))
 
     def wake(self) -> None:
         with self._lock:
