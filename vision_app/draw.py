@@ -18,6 +18,18 @@ def _color(key: int) -> tuple[int, int, int]:
     return int(b), int(g), int(r)
 
 
+_FAR = 1 << 20  # pixels: beyond any frame, well inside the 32-bit ints OpenCV's drawing takes (and shifts)
+
+
+def _px(*values: float) -> tuple[int, ...] | None:
+    """Pixel coordinates as ints, clamped to ±_FAR (a face box may reach far past the frame; a box
+    1e30 px wide from a broken model must not make OpenCV raise); None when one is NaN or infinite."""
+    arr = np.asarray(values, np.float64)
+    if not np.isfinite(arr).all():
+        return None
+    return tuple(int(v) for v in np.rint(np.clip(arr, -_FAR, _FAR)))
+
+
 def _label(img: NDArray[np.uint8], text: str, x: int, y: int, color: tuple[int, int, int]) -> None:
     scale = max(0.4, min(img.shape[:2]) / 900)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
@@ -30,7 +42,10 @@ def draw_detections(img: NDArray[np.uint8], dets: Detections) -> NDArray[np.uint
     """Boxes, labels, scores and track ids drawn in place on img (BGR uint8, source pixels)."""
     thick = max(1, round(min(img.shape[:2]) / 400))
     for i in range(len(dets)):
-        x1, y1, x2, y2 = (int(round(v)) for v in dets.xyxy[i])
+        box = _px(*dets.xyxy[i])
+        if box is None:
+            continue
+        x1, y1, x2, y2 = box
         tid = None if dets.tracker_id is None else int(dets.tracker_id[i])
         color = _color(int(dets.class_id[i]) if tid is None or tid < 0 else tid)
         cv2.rectangle(img, (x1, y1), (x2, y2), color, thick)
@@ -45,12 +60,16 @@ def draw_faces(img: NDArray[np.uint8], faces: Faces) -> NDArray[np.uint8]:
     """Face boxes, the 5 landmarks and identity/liveness labels drawn in place on img."""
     thick = max(1, round(min(img.shape[:2]) / 400))
     for i in range(len(faces)):
-        x1, y1, x2, y2 = (int(round(v)) for v in faces.xyxy[i])
+        box = _px(*faces.xyxy[i])
+        if box is None:
+            continue
+        x1, y1, x2, y2 = box
         name = faces.identity[i] if faces.identity is not None else ""
         color = (0, 200, 0) if name else (0, 165, 255)
         cv2.rectangle(img, (x1, y1), (x2, y2), color, thick)
         for (px, py) in faces.landmarks[i]:
-            cv2.circle(img, (int(round(px)), int(round(py))), thick + 1, (255, 0, 255), -1)
+            if (point := _px(px, py)) is not None:
+                cv2.circle(img, point, thick + 1, (255, 0, 255), -1)
         parts = [name or ("unknown" if faces.identity is not None else f"face {faces.score[i]:.2f}")]
         if faces.match_score is not None:
             parts.append(f"{faces.match_score[i]:.2f}")

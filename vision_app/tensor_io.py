@@ -51,8 +51,9 @@ def blob_to_image(blob: NDArray[np.float32], scale: float, color: str = "rgb") -
     scale: the factor that maps the output's values to 0..255 (255 for outputs in [0, 1], 1 for outputs
     in 0..255); results outside 0..255 are clipped. color: the output's channel order.
     """
-    if blob.ndim != 4 or blob.shape[:2] != (1, 3):
-        raise ModelError(f"expected an image output of shape (1, 3, h, w), got {tuple(blob.shape)}")
+    if blob.ndim != 4 or blob.shape[:2] != (1, 3) or min(blob.shape[2:]) == 0:
+        raise ModelError(f"expected an image output of shape (1, 3, h, w) with h, w >= 1, got "
+                         f"{tuple(blob.shape)}")
     hwc = np.ascontiguousarray(blob[0].transpose(1, 2, 0))
     out = cv2.convertScaleAbs(np.clip(hwc, 0.0, None), alpha=scale)  # rounds and saturates to 0..255
     return cv2.cvtColor(out, cv2.COLOR_RGB2BGR) if color == "rgb" else out

@@ -78,6 +78,16 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
+def _finite(xyxy: NDArray[np.float32], scores: NDArray[np.float32], class_id: NDArray[np.int32]) -> Candidates:
+    """Candidates without the rows whose box or score is NaN or infinite. A broken or replaced model, or a
+    float16 engine that overflows, gives such values (exp() of a huge logit is inf): they are not
+    detections, and a NaN box would poison NMS, tracking and drawing further on."""
+    ok = np.isfinite(xyxy).all(axis=1) & np.isfinite(scores)
+    if not ok.all():
+        xyxy, scores, class_id = xyxy[ok], scores[ok], class_id[ok]
+    return Candidates(xyxy, scores, class_id)
+
+
 def _cxcywh_to_xyxy(xy: NDArray[np.float32], wh: NDArray[np.float32]) -> NDArray[np.float32]:
     half = wh * 0.5
     return np.concatenate([xy - half, xy + half], axis=1).astype(np.float32, copy=False)
@@ -195,6 +205,9 @@ class AnchorHeadDecoder:
             obj_raw = view[:, 4, :]
         else:
             _runtime_shape(self.model, head.output, out, 5, v, 4)
+            if out.shape[1] != a:
+                raise DecodeError(f"model '{self.model}': output '{head.output}' has shape {list(out.shape)}, "
+                                  f"expected {a} anchors on axis 1")
             gh, gw = out.shape[2:4]
             view = out.reshape(a, gh * gw, v)
             obj_raw = view[:, :, 4]
@@ -226,8 +239,8 @@ class AnchorHeadDecoder:
         else:  # darknet activates xy/obj/cls only; wh stays in log space
             xy = (txy * sxy - 0.5 * (sxy - 1.0) + grid) * stride
             wh = np.exp(raw[:, 2:4]) * anchors
-        return Candidates(_cxcywh_to_xyxy(xy, wh), score[keep].astype(np.float32, copy=False),
-                          cls[keep].astype(np.int32))
+        return _finite(_cxcywh_to_xyxy(xy, wh), score[keep].astype(np.float32, copy=False),
+                       cls[keep].astype(np.int32))
 
 
 class ConcatDecoder:
@@ -271,7 +284,7 @@ class ConcatDecoder:
             keep, score, cls = _best_class(probs[:, idx].T, None, conf)
             box = out[0, :4][:, idx[keep]].T
         box = np.asarray(box, np.float32).reshape(-1, 4)
-        return Candidates(_cxcywh_to_xyxy(box[:, :2], box[:, 2:4]), score, cls)
+        return _finite(_cxcywh_to_xyxy(box[:, :2], box[:, 2:4]), score, cls)
 
 
 class YoloxDecoder:
@@ -321,7 +334,7 @@ class YoloxDecoder:
         idx, sel = idx[keep], sel[keep]
         xy = (sel[:, 0:2] + grid[idx]) * stride[idx]
         wh = np.exp(sel[:, 2:4]) * stride[idx]
-        return Candidates(_cxcywh_to_xyxy(xy, wh), score, cls)
+        return _finite(_cxcywh_to_xyxy(xy, wh), score, cls)
 
 
 DecoderFactory = Callable[[DecodeSpec], Decoder]

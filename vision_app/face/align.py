@@ -18,6 +18,16 @@ ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 7
                              [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
 
 
+_MIN_SPREAD = 1e-12  # px²: the variance of points that coincide; no similarity transform fits them
+
+
+def landmarks_usable(landmarks5: NDArray[np.floating[Any]]) -> bool:
+    """True when (5, 2) landmarks are finite and not all on one point, i.e. align_face can use them. A
+    broken model output can give a face box with all landmarks at one point; that is no face to align."""
+    lm = np.asarray(landmarks5, np.float64).reshape(-1, 2)
+    return bool(len(lm) >= 2 and np.isfinite(lm).all() and ((lm - lm.mean(0)) ** 2).sum() / len(lm) >= _MIN_SPREAD)
+
+
 def similarity_transform(src: NDArray[np.floating[Any]], dst: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
     """Least-squares similarity (rotation, uniform scale, translation, no reflection) mapping src → dst.
 
@@ -32,7 +42,7 @@ def similarity_transform(src: NDArray[np.floating[Any]], dst: NDArray[np.floatin
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s_c, d_c = src - mu_s, dst - mu_d
     var_s = (s_c ** 2).sum() / len(src)
-    if var_s < 1e-12:
+    if var_s < _MIN_SPREAD:
         raise ValueError("similarity_transform: the source points coincide; cannot fit a transform")
     cov = d_c.T @ s_c / len(src)
     u, sig, vt = np.linalg.svd(cov)

@@ -45,19 +45,21 @@ def decode_yunet(outputs: dict[str, NDArray[np.float32]], padded_hw: tuple[int, 
     ph, pw = padded_hw
     boxes, scores, kps = [], [], []
     for s in STRIDES:
-        try:
-            cls = outputs[f"cls_{s}"].reshape(-1)
-            obj = outputs[f"obj_{s}"].reshape(-1)
-            bbox = outputs[f"bbox_{s}"].reshape(-1, 4)
-            kp = outputs[f"kps_{s}"].reshape(-1, 10)
-        except KeyError as exc:
-            raise EngineError(f"YuNet output {exc} missing: expected cls_/obj_/bbox_/kps_ for strides "
-                              f"{STRIDES}, got {sorted(outputs)}; is this a YuNet model?") from None
         cols, rows = pw // s, ph // s
-        if cls.shape[0] != rows * cols:
-            raise EngineError(f"YuNet stride {s}: expected {rows * cols} grid points for a {pw}x{ph} "
-                              f"input, got {cls.shape[0]}")
-        score = np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1))
+        n = rows * cols
+        parts = []
+        for name, per_point in (("cls", 1), ("obj", 1), ("bbox", 4), ("kps", 10)):
+            arr = outputs.get(f"{name}_{s}")
+            if arr is None:
+                raise EngineError(f"YuNet output '{name}_{s}' missing: expected cls_/obj_/bbox_/kps_ for "
+                                  f"strides {STRIDES}, got {sorted(outputs)}; is this a YuNet model?")
+            if np.size(arr) != n * per_point:
+                raise EngineError(f"YuNet output '{name}_{s}': expected {n} grid points x {per_point} values "
+                                  f"for a {pw}x{ph} input, got shape {list(np.shape(arr))}; is this a YuNet "
+                                  f"model?")
+            parts.append(np.asarray(arr, np.float32).reshape(n, per_point))
+        cls, obj, bbox, kp = parts
+        score = np.sqrt(np.clip(cls[:, 0], 0, 1) * np.clip(obj[:, 0], 0, 1))
         keep = np.nonzero(score >= score_threshold)[0]
         if keep.size == 0:
             continue
@@ -66,10 +68,14 @@ def decode_yunet(outputs: dict[str, NDArray[np.float32]], padded_hw: tuple[int, 
         b = bbox[keep]
         cx, cy = (gx + b[:, 0]) * s, (gy + b[:, 1]) * s
         w, h = np.exp(b[:, 2]) * s, np.exp(b[:, 3]) * s
-        boxes.append(np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1))
+        box = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
         k = kp[keep].reshape(-1, 5, 2)
-        kps.append(np.stack([(gx[:, None] + k[:, :, 0]) * s, (gy[:, None] + k[:, :, 1]) * s], axis=2))
-        scores.append(score[keep])
+        pts = np.stack([(gx[:, None] + k[:, :, 0]) * s, (gy[:, None] + k[:, :, 1]) * s], axis=2)
+        # NaN / inf from a broken model or an FP16 overflow is no face (and would break NMS and drawing)
+        ok = np.isfinite(box).all(axis=1) & np.isfinite(pts).all(axis=(1, 2))
+        boxes.append(box[ok])
+        kps.append(pts[ok])
+        scores.append(score[keep][ok])
     if not boxes:
         return (np.zeros((0, 4), np.float32), np.zeros((0,), np.float32),
                 np.zeros((0, 5, 2), np.float32))

@@ -61,6 +61,15 @@ class FaceEmbedder:
         self._batch = spec.shape[0] if spec.shape and spec.shape[0] is not None else None
         self.dim = int(next(iter(engine.outputs.values())).shape[-1] or 0)
 
+    def _rows(self, out: Any, n: int) -> NDArray[np.float32]:
+        """A model output as (n, D) float32; EngineError when it does not hold n embeddings."""
+        feats = np.asarray(out)
+        dim = self.dim or feats.size // max(n, 1)  # a dynamic output width: whatever the model gives
+        if dim == 0 or feats.size != n * dim:
+            raise EngineError(f"{self.engine.name}: expected {self.dim or 'D'} embedding values for each of "
+                              f"{n} faces, got shape {list(feats.shape)}; check the face.embedder model")
+        return feats.reshape(n, dim).astype(np.float32)
+
     def embed(self, aligned_bgr: Sequence[NDArray[np.uint8]] | NDArray[np.uint8]) -> NDArray[np.float32]:
         """aligned_bgr: a list of (112, 112, 3) uint8 BGR crops or an (N, 112, 112, 3) array (align_face
         output). Returns (N, D) float32, each row L2-normalised (D = 128 for MobileFaceNet)."""
@@ -69,7 +78,7 @@ class FaceEmbedder:
             return np.zeros((0, self.dim), np.float32)
         x = preprocess_aligned(batch)
         if self._batch is None:
-            feats = self.engine.infer({self._input: x})[self._output]
+            feats = self._rows(self.engine.infer({self._input: x})[self._output], len(batch))
         else:
             step, parts = self._batch, []
             for i in range(0, len(x), step):
@@ -77,8 +86,7 @@ class FaceEmbedder:
                 n = len(chunk)
                 if n < step:  # pad a short last chunk to the fixed batch size, keep its rows only
                     chunk = np.concatenate([chunk, np.zeros((step - n, *chunk.shape[1:]), np.float32)])
-                parts.append(self.engine.infer({self._input: chunk})[self._output][:n])
+                parts.append(self._rows(self.engine.infer({self._input: chunk})[self._output], step)[:n])
             feats = np.concatenate(parts)
-        feats = feats.reshape(len(batch), -1).astype(np.float32)
         norms = np.linalg.norm(feats, axis=1, keepdims=True)
         return feats / np.maximum(norms, 1e-12)

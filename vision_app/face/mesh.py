@@ -80,11 +80,16 @@ class FaceMesh:
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
         x = (crop[..., ::-1].astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         out = self.engine.infer({self._input: np.ascontiguousarray(x)})
-        pts = out[self._points].reshape(468, 3).astype(np.float32)
+        raw, presence = np.asarray(out.get(self._points)), np.asarray(out.get(self._presence))
+        if raw.size != 468 * 3 or presence.size < 1:
+            raise EngineError(f"{self.engine.name}: expected 1404 (468×3) landmark values and a presence "
+                              f"value, got shapes {list(raw.shape)} and {list(presence.shape)}; is this the "
+                              f"face-mesh model?")
+        pts = raw.reshape(468, 3).astype(np.float32)
         s = m[0, 0]
         src = np.empty_like(pts)
         src[:, 0] = (pts[:, 0] - m[0, 2]) / s
         src[:, 1] = (pts[:, 1] - m[1, 2]) / s
         src[:, 2] = pts[:, 2] / s
-        logit = float(np.asarray(out[self._presence]).reshape(-1)[0])
+        logit = float(np.clip(presence.reshape(-1)[0], -80.0, 80.0))  # exp() of a huge logit overflows
         return MeshResult(src, float(1.0 / (1.0 + np.exp(-logit))))

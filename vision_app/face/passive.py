@@ -84,9 +84,16 @@ class PassiveLiveness:
         self.threshold = float(threshold)
 
     def _run(self, eng: Any, inp: str, out: str, fixed: int | None, x: NDArray[np.float32]) -> NDArray:
+        """(N, 3) probabilities for N crops; EngineError when the model answers with another shape."""
         if fixed is None:
-            return eng.infer({inp: x})[out]
-        return np.concatenate([eng.infer({inp: x[i:i + 1]})[out] for i in range(len(x))])
+            res = np.asarray(eng.infer({inp: x}).get(out))
+        else:
+            res = np.concatenate([np.asarray(eng.infer({inp: x[i:i + 1]}).get(out)).reshape(-1)
+                                  for i in range(len(x))])
+        if res.size != len(x) * 3:
+            raise EngineError(f"{eng.name}: expected 3 probabilities (fake-2D, real, fake-3D) for each of "
+                              f"{len(x)} face crops, got shape {list(res.shape)}; is this a MiniFASNet model?")
+        return res.reshape(len(x), 3)
 
     def probabilities(self, image_bgr: NDArray[np.uint8], boxes_xyxy: NDArray[np.float32]
                       ) -> NDArray[np.float32]:
@@ -97,7 +104,14 @@ class PassiveLiveness:
             return np.zeros((0, 3), np.float32)
         total = np.zeros((len(boxes), 3), np.float32)
         for eng, scale, inp, out, fixed in self.models:
-            total += self._run(eng, inp, out, fixed, spoof_crops(image_bgr, boxes, scale)).reshape(-1, 3)
+            probs = self._run(eng, inp, out, fixed, spoof_crops(image_bgr, boxes, scale))
+            # softmax outputs lie in 0..1: anything else (inf from an FP16 overflow, NaN) is a broken model,
+            # and an inf "real" probability must not pass a photo as live
+            if not (np.isfinite(probs).all() and probs.min() >= -1e-3 and probs.max() <= 1.0 + 1e-3):
+                raise EngineError(f"{eng.name}: outputs are not probabilities in 0..1 (found "
+                                  f"{probs.min():.3g}..{probs.max():.3g}); the anti-spoofing model is broken or "
+                                  f"not a MiniFASNet; no liveness verdict")
+            total += probs
         return total / 2.0
 
     def check(self, image_bgr: NDArray[np.uint8], boxes_xyxy: NDArray[np.float32]) -> list[PassiveResult]:

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vision_app.detect.tracker import ByteTracker, TrackerParams
-from vision_app.face.align import align_face
+from vision_app.face.align import align_face, landmarks_usable
 from vision_app.face.detector import FaceDetector
 from vision_app.face.embedder import FaceEmbedder
 from vision_app.face.liveness import LivenessParams, TrackLiveness
@@ -74,6 +74,9 @@ class FaceStage:
         for i in range(n):
             if not sized[i]:
                 quality[i] = self.gates.size(faces.xyxy[i])
+                continue
+            if not landmarks_usable(faces.landmarks[i]):  # garbage from the detector: nothing to align
+                quality[i] = "landmarks unusable"
                 continue
             aligned[i] = align_face(img, faces.landmarks[i])
             quality[i] = self.gates.check(faces.xyxy[i], faces.landmarks[i], aligned[i])

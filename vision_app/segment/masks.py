@@ -107,8 +107,9 @@ class Segmenter:
         resolution (C = 1 person probability for binary models, else a softmax over the classes)."""
         blob = image_to_blob(img, self.size, self.entry.preprocess)
         out = self.engine.infer({self.input_name: blob})[self.output_name]
-        if out.ndim != 4 or out.shape[0] != 1:
-            raise ModelError(f"model '{self.entry.name}': expected output (1, C, h, w), got {out.shape}")
+        if out.ndim != 4 or out.shape[0] != 1 or min(out.shape[1:]) == 0:
+            raise ModelError(f"model '{self.entry.name}': expected output (1, C, h, w) with C, h, w >= 1, "
+                             f"got {out.shape}")
         planes = out[0].astype(np.float32, copy=False)
         if self.kind == "probability":
             return planes[:1]

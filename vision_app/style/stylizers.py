@@ -65,7 +65,12 @@ class MagentaStylizer:
         if self.strength >= 1.0:
             return self.style_vector
         if new_scene or self._content_vector is None or self._since >= self.content_every:
-            self._content_vector = self.vectors.predict(img)
+            vec = self.vectors.predict(img)
+            if vec.shape != self.style_vector.shape:  # a predict model that does not match the transfer one
+                raise ModelError(f"model '{self.vectors.entry.name}' gives style vectors of shape {vec.shape}, "
+                                 f"the painting's vector has {self.style_vector.shape}; use the predict model "
+                                 f"that belongs to '{self.entry.name}'")
+            self._content_vector = vec
             self._since = 0
             self.content_updates += 1
         self._since += 1
