@@ -25,7 +25,7 @@ from vision_app.types import FrameResult
 
 from ui.bridge import to_qimage
 
-THUMB_H = 72
+THUMB_SIZE = (96, 72)  # (w, h) pixels
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,10 @@ class EventDetector:
         return out
 
 
-def thumbnail(image: NDArray[np.uint8], box: Any = None, height: int = THUMB_H) -> QImage:
-    """A small owned QImage of image (BGR uint8 (H, W, 3)), cropped to box (xyxy, source pixels) grown
-    by 25 % when given."""
+def thumbnail(image: NDArray[np.uint8], box: Any = None, size: tuple[int, int] = THUMB_SIZE) -> QImage:
+    """An owned QImage of `size` (w, h) showing image (BGR uint8 (H, W, 3)), cropped to box (xyxy,
+    source pixels) grown by 25 % when given, scaled to fit and centred on a dark background (a fixed
+    size keeps the event list's text aligned)."""
     h, w = image.shape[:2]
     crop = image
     if box is not None:
@@ -137,9 +138,13 @@ def thumbnail(image: NDArray[np.uint8], box: Any = None, height: int = THUMB_H) 
         xb, yb = int(min(w, x2 + gx)), int(min(h, y2 + gy))
         if xb - xa >= 2 and yb - ya >= 2:
             crop = image[ya:yb, xa:xb]
-    scale = height / crop.shape[0]
-    small = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), height), interpolation=cv2.INTER_AREA)
-    return to_qimage(small)
+    tw, th = size
+    scale = min(tw / crop.shape[1], th / crop.shape[0])
+    cw, ch = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
+    canvas = np.full((th, tw, 3), 24, np.uint8)
+    x0, y0 = (tw - cw) // 2, (th - ch) // 2
+    canvas[y0:y0 + ch, x0:x0 + cw] = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA)
+    return to_qimage(canvas)
 
 
 class EventSink:

@@ -62,7 +62,7 @@ class KioskWindow(QWidget):
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.banner.setWordWrap(True)
         self.banner.setMinimumHeight(120)
-        self.admin_button = QPushButton("⚙", self.view)
+        self.admin_button = QPushButton("⚙", self)  # floats over the view's top-right corner
         self.admin_button.setFlat(True)
         self.admin_button.setFixedSize(44, 44)
         self.admin_button.setToolTip("administration (PIN)")
@@ -133,21 +133,25 @@ class KioskWindow(QWidget):
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
-        self.admin_button.move(self.view.width() - self.admin_button.width() - 8, 8)
+        self.admin_button.move(self.width() - self.admin_button.width() - 8, 8)
+        self.admin_button.raise_()
 
     # ---- pages ------------------------------------------------------------------------------
     def show_live(self) -> None:
         self.pages.setCurrentIndex(0)
+        self.admin_button.show()
 
     def _show_pin(self, mode: str, message: str = "", can_cancel: bool = True) -> None:
         self.pinpad.begin(mode, message, can_cancel)
         self.pages.setCurrentWidget(self.pinpad)
+        self.admin_button.hide()
 
     def ask_pin(self) -> None:
         self._show_pin("unlock")
 
     def open_admin(self) -> None:
         self.pages.setCurrentWidget(self.admin)
+        self.admin_button.hide()
         self.admin.refresh()
 
     def open_gallery(self) -> None:

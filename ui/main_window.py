@@ -69,7 +69,7 @@ class MainWindow(QMainWindow):
         tb.addWidget(QLabel(" Source "))
         self.source_box = QComboBox()
         self.source_box.setEditable(True)
-        self.source_box.setMinimumContentsLength(34)
+        self.source_box.setMinimumContentsLength(46)
         self.source_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.source_box.setToolTip("camera index (camera:0), video file, image folder, stream URL "
                                    "(rtsp://…, http://…) or test: for a generated pattern")
@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         edit = self.source_box.lineEdit()
         if edit is not None:  # always, for an editable combo box
             edit.returnPressed.connect(self.start)
+        self.source_box.currentTextChanged.connect(self._source_changed)
         tb.addWidget(self.source_box)
         self.act_file = tb.addAction("File…", self.choose_file)
         self.act_loop = tb.addAction("Loop")
@@ -136,6 +137,9 @@ class MainWindow(QMainWindow):
     # ---- actions ----------------------------------------------------------------------------
     def source(self) -> str:
         return self.source_box.currentText().strip()
+
+    def _source_changed(self, text: str) -> None:
+        self.source_box.setToolTip(text)  # a long path may not fit the box
 
     def choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a video or image", "", VIDEO_FILTER)
