@@ -184,7 +184,7 @@ class FaceModels:
 
         self.engines[f.detector].next = detector_outputs
         def answer(expected, healthy=None):  # noqa: ANN001, ANN202 - garbage one call in three
-            healthy = healthy or outputs_for(expected, fuzz_shapes=False)
+            healthy = outputs_for(expected, fuzz_shapes=False) if healthy is None else healthy
             return data.draw(st.sampled_from([healthy, healthy, outputs_for(expected)]).flatmap(lambda x: x))
 
         def batch(feed) -> int:  # noqa: ANN001
