@@ -33,6 +33,11 @@ def _px(*values: float) -> tuple[int, ...] | None:
 def _label(img: NDArray[np.uint8], text: str, x: int, y: int, color: tuple[int, int, int]) -> None:
     scale = max(0.4, min(img.shape[:2]) / 900)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    width = img.shape[1]
+    if tw + 2 > width:  # a long label on a small frame (176x144 video): smaller text, not cut-off text
+        scale *= (width - 2) / (tw + 2)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x = min(max(x, 0), max(width - tw - 2, 0))  # kept inside the frame, like y below
     y = max(y, th + base + 2)
     cv2.rectangle(img, (x, y - th - base - 2), (x + tw + 2, y), color, -1)
     cv2.putText(img, text, (x + 1, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
