@@ -132,6 +132,8 @@ def read_export(path: str | os.PathLike[str], gallery: Gallery, passphrase: str 
         raise GalleryError(f"cannot read the export file {p}: {exc}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise GalleryError(f"{p} is not a gallery export (not valid JSON: {exc})") from exc
+    except RecursionError:  # "[[[[…": nested deeper than the parser goes; no export looks like that
+        raise GalleryError(f"{p} is not a gallery export (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
         raise GalleryError(f"{p} is not a gallery export (expected format '{EXPORT_FORMAT}')")
     if doc.get("version") != EXPORT_VERSION:

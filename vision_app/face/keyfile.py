@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # scrypt cost for passphrase-protected exports (RFC 7914's interactive-login figures, ~50 ms)
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1
+MAX_SCRYPT_BYTES = 256 * 2 ** 20  # 128·n·r·p accepted from an export file: 8x our own cost, ~1 s
 
 
 def key_id(key: bytes) -> str:
@@ -120,9 +121,17 @@ def load_or_create_key(path: Path, create: bool) -> bytes:
 
 def passphrase_key(passphrase: str, salt: bytes, n: int = SCRYPT_N, r: int = SCRYPT_R,
                    p: int = SCRYPT_P) -> bytes:
-    """A Fernet key derived from a passphrase with scrypt (for portable exports)."""
+    """A Fernet key derived from a passphrase with scrypt (for portable exports).
+
+    n, r, p come from the export file when importing, so their cost is bounded: scrypt needs 128·n·r·p
+    bytes and time to match, and a damaged or hostile file asking for n = 2^24 would take 16 GiB and
+    minutes (the import would hang, then run out of memory)."""
     if not passphrase:
         raise GalleryError("the export passphrase is empty; give a non-empty passphrase")
+    if not all(isinstance(v, int) and v >= 1 for v in (n, r, p)) or 128 * n * r * p > MAX_SCRYPT_BYTES:
+        raise GalleryError(f"the export asks for a scrypt cost of n={n} r={r} p={p}, more than this app "
+                           f"allows ({MAX_SCRYPT_BYTES // 2 ** 20} MiB of work; its own exports use n={SCRYPT_N} "
+                           f"r={SCRYPT_R} p={SCRYPT_P}): the file is damaged or was not made by this app")
     try:
         raw = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
     except (ValueError, MemoryError) as exc:
