@@ -23,7 +23,6 @@ import resource
 import signal
 import sys
 import time
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -105,19 +104,12 @@ def log_forever(log_db: str, pause_at: int) -> None:
 
 
 def full_log(log_db: str, limit: int) -> None:
+    from tests.helpers.kiosk import frame
     from vision_app.face.access import AccessController
     from vision_app.face.access_policy import AccessPolicy
     from vision_app.face.accesslog import AccessLog
     from vision_app.face.door import LogOnlyDoor
-    from vision_app.face.observation import FaceObservation
-    from vision_app.types import Frame, FrameResult
 
-    img = np.zeros((48, 64, 3), np.uint8)
-    face = FaceObservation(
-        track_id=1, xyxy=(0.0, 0.0, 100.0, 100.0), identity="alice", best_name="alice", similarity=0.7,
-        passive_score=0.9, passive_live=True, blink_seen=False, blink_count=0, ear=0.3, motion=0.03,
-        temporal_live=True, yaw_deg=0.0, head_turn_seen=False, quality=None, frames_tracked=10,
-        window_s=2.0, frame_index=0, timestamp=0.0)
     log = AccessLog(log_db)
     door = LogOnlyDoor()
     # no cooldown and a new track per decision: one decision every check_frames frames
@@ -127,10 +119,7 @@ def full_log(log_db: str, limit: int) -> None:
     _limit_file_size(limit)
     decisions: list[dict[str, Any]] = []
     for i in range(20_000):
-        track = 1 + len(decisions)
-        res = FrameResult(Frame(img, i, i / 10.0, "t"), img,
-                          extras={"face": (replace(face, track_id=track),)})
-        for d in ctl.update(res):
+        for d in ctl.update(frame(i, track=1 + len(decisions))):
             decisions.append({"decision": d.decision, "logged": d.logged, "seq": d.log_seq,
                               "log_error": d.log_error, "reason": d.reason})
         if len(decisions) > 1 and not decisions[-1]["logged"] and not decisions[-2]["logged"]:
@@ -140,9 +129,8 @@ def full_log(log_db: str, limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
     after: list[dict[str, Any]] = []
     for i in range(i + 1, i + 100):
-        res = FrameResult(Frame(img, i, i / 10.0, "t"), img,
-                          extras={"face": (replace(face, track_id=10**6),)})
-        after += [{"decision": d.decision, "logged": d.logged, "seq": d.log_seq} for d in ctl.update(res)]
+        after += [{"decision": d.decision, "logged": d.logged, "seq": d.log_seq}
+                  for d in ctl.update(frame(i, track=10 ** 6))]
         if after:
             break
     ctl.close()

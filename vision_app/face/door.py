@@ -110,6 +110,8 @@ class WebhookDoor:
             raise RuntimeError(f"HTTP {exc.code} {exc.reason}") from exc
         except urllib.error.URLError as exc:
             raise RuntimeError(f"cannot reach the door controller: {exc.reason}") from exc
+        except TimeoutError as exc:  # connected, but no answer (urllib only wraps connect errors)
+            raise RuntimeError(f"the door controller did not answer within {self.timeout_s:g} s") from exc
         if not 200 <= status < 300:
             raise RuntimeError(f"HTTP {status}")
         self.sent += 1
