@@ -6,6 +6,8 @@ a non-zero exit, which is what the tests look for: a raw sqlite3 "database is lo
 
     writer LOG_DB GALLERY_DB TAG N      wait for a line on stdin, then append N access-log rows and enrol N
                                         people (2 templates each), interleaved
+    reader LOG_DB GALLERY_DB STOP       wait for a line on stdin, then read templates and verify the log over and
+                                        over until the file STOP exists
     open-gallery GALLERY_DB             wait for a line on stdin, then open (create) the gallery, enrol one
                                         person named after the pid
     log-forever LOG_DB PAUSE_AT         append rows forever, printing "ROW seq" after each; with PAUSE_AT > 0
@@ -67,6 +69,31 @@ def writer(log_db: str, gallery_db: str, tag: str, n: int) -> None:
             except GalleryError as exc:
                 errors.append(str(exc))
     _emit(rows=rows, people=people, errors=errors)
+
+
+def reader(log_db: str, gallery_db: str, stop_file: str) -> None:
+    """What the kiosk does meanwhile: reload the matcher's templates and check the log, until stop_file."""
+    from vision_app.errors import GalleryError
+    from vision_app.face.accesslog import AccessLog
+    from vision_app.face.gallery import Gallery
+
+    errors: list[str] = []
+    rounds = 0
+    with AccessLog(log_db) as log, Gallery(gallery_db) as gallery:
+        print("READY", flush=True)
+        sys.stdin.readline()
+        while not os.path.exists(stop_file) or rounds == 0:
+            try:
+                layout = gallery.layout()
+                if len(gallery.embeddings(layout.ids.tolist())) != len(layout.ids):
+                    errors.append("templates listed but not readable")
+                report = log.verify_chain()
+                if not report.ok:
+                    errors.append(f"chain read as broken while being written: {report.problem}")
+            except GalleryError as exc:
+                errors.append(str(exc))
+            rounds += 1
+    _emit(rounds=rounds, errors=errors)
 
 
 def open_gallery(gallery_db: str) -> None:
@@ -161,6 +188,8 @@ def main(argv: list[str]) -> None:
     cmd, args = argv[0], argv[1:]
     if cmd == "writer":
         writer(args[0], args[1], args[2], int(args[3]))
+    elif cmd == "reader":
+        reader(args[0], args[1], args[2])
     elif cmd == "open-gallery":
         open_gallery(args[0])
     elif cmd == "log-forever":

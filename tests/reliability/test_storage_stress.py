@@ -41,17 +41,23 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_two_processes_write_the_gallery_and_the_log_at_once(tmp_path: Path) -> None:
+    """Two writers (an enrolment station and a second kiosk, say) and a reader (the kiosk's matcher and a
+    log check) on the same two files."""
     log_db, gallery_db = tmp_path / "log.db", tmp_path / "g.db"
     AccessLog(log_db).close()
     Gallery(gallery_db).close()
-    n = 40
+    n, stop = 40, tmp_path / "stop"
     children = [worker("writer", str(log_db), str(gallery_db), tag, str(n)) for tag in ("a", "b")]
-    for c in children:  # both have their connections open before either writes
+    children.append(worker("reader", str(log_db), str(gallery_db), str(stop)))  # the kiosk, reading along
+    for c in children:  # all have their connections open before anyone writes
         assert c.stdout.readline().strip() == "READY"
     for c in children:
         c.stdin.write("go\n")
         c.stdin.flush()
     got = {tag: result(c) for tag, c in zip(("a", "b"), children)}
+    stop.touch()
+    read = result(children[2])
+    assert read["errors"] == [] and read["rounds"] >= 1, read["errors"][:3]
     for tag, r in got.items():
         assert r["errors"] == [], f"writer {tag}: {r['errors'][:3]}"
         assert len(r["rows"]) == n and r["people"] == n
