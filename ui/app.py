@@ -13,6 +13,7 @@ from typing import Callable
 from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
+from vision_app.errors import VisionAppError
 from vision_app.stages import parse_tasks
 
 from ui.context import AppContext
@@ -35,7 +36,21 @@ def _drop_opencv_qt_paths() -> None:
             del os.environ[var]
 
 
+def check_qt_binding() -> None:
+    """PySide6 6.12 under Python < 3.12 drops a reference to None/True/False on every call (void
+    methods, Signal.emit): a window aborts after a few thousand calls ('Fatal Python error:
+    none_dealloc'). Refuse to start with it, saying what to install."""
+    import PySide6
+
+    if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12."):
+        raise VisionAppError(
+            f"PySide6 {PySide6.__version__} is not usable with Python {sys.version.split()[0]}: it corrupts "
+            f"the reference count of None and the app would abort within minutes. Install another "
+            f"version: pip install 'PySide6>=6.6,!=6.12.*' (or use Python 3.12+)")
+
+
 def application() -> QApplication:
+    check_qt_binding()
     app = QApplication.instance()
     if app is None:
         _drop_opencv_qt_paths()

@@ -55,9 +55,8 @@ class ViewItem:
 class FrameBridge(QObject):
     """Lives in the GUI thread; publish() and post_event() may be called from any thread.
 
-    The wake-up from a worker is one byte on a socket pair and the listeners are plain callbacks, not
-    Qt signals (see ui/notify.py for the PySide6 bug this avoids). `frame_ready(ViewItem)` and
-    `events(payload)` listeners run in the GUI thread."""
+    The wake-up from a worker is one byte on a socket pair, so workers make no Qt call but the QImage
+    (see ui/notify.py). `frame_ready(ViewItem)` and `events(payload)` listeners run in the GUI thread."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -1,18 +1,18 @@
-"""Notifications without Python-declared Qt signals: Listeners, Waker, CallQueue.
+"""Thread → GUI notification without Qt calls on worker threads: Waker, CallQueue, Listeners.
 
-Why: with PySide6 6.12 on Python 3.11, `Signal.emit()` of a signal declared in Python drops the GIL
-and then changes the reference counts of True/False/None, racing with any other Python thread. The
-process dies with "Fatal Python error: bool_dealloc" (or none_dealloc): a QTimer emitting a custom
-no-argument signal in the GUI thread while a worker thread evaluates comparisons crashes within
-seconds; QCoreApplication.postEvent from a worker crashes the same way. Signals emitted by Qt's own
-C++ code (timers, socket notifiers, buttons) into Python slots do not show it.
-
-So, in this package:
-- `Listeners` replaces custom signals: plain Python callbacks, called in the emitting thread;
-- a worker wakes the GUI thread by writing one byte to a socket pair (`Waker`), which a
-  QSocketNotifier in the GUI thread turns into a callback; at most one byte is in flight, so a busy
-  worker never floods the GUI's event queue;
+- A worker wakes the GUI thread by writing one byte to a socket pair (`Waker`); a QSocketNotifier in
+  the GUI thread turns it into a callback there. Workers never touch a QObject, an event or PySide's
+  cross-thread signal path (PySide6 has had crashes there, e.g. PYSIDE-3124 since 6.8), and at most
+  one byte is in flight, so a busy worker cannot flood the GUI's event queue.
 - `CallQueue.call_soon(fn, ...)` runs fn in the GUI thread, in order, none dropped.
+- `Listeners` are plain-Python signals for the GUI thread. They hold bound methods weakly, so Qt
+  wrappers do not end up in reference cycles: a cycle is freed by Python's cycle collector, which runs
+  on whichever thread allocates, and a QObject deleted from a worker thread crashes Qt (seen here: a
+  collected bridge deleted its QSocketNotifier from a capture thread).
+
+(The "Fatal Python error: none_dealloc / bool_dealloc" aborts met while building this were PySide6
+6.12 itself under Python 3.11 — it drops a reference to None/True/False on every call, threads or
+not; pyproject.toml excludes it and ui.app refuses to start with it.)
 """
 from __future__ import annotations
 

@@ -32,3 +32,17 @@ def test_monitor_command_runs_two_sources(qtbot, tmp_path, media_dir, models_dir
     code = main(["monitor", video, "test:160x120@30", "--tasks", "passthrough", "--quit-after", "1.5",
                  "--screenshot", str(shot), "--settings", str(tmp_path / "s.ini"), "--models", str(models_dir)])
     assert code == 0 and shot.stat().st_size > 1000
+
+
+def test_the_installed_qt_binding_is_usable_and_the_broken_one_is_refused(monkeypatch):
+    import PySide6
+    import pytest
+
+    from ui.app import check_qt_binding
+    from vision_app.errors import VisionAppError
+
+    check_qt_binding()  # this environment: not PySide6 6.12 on Python < 3.12
+    monkeypatch.setattr(PySide6, "__version__", "6.12.0")
+    monkeypatch.setattr(sys, "version_info", (3, 11, 7))
+    with pytest.raises(VisionAppError, match="6.12"):
+        check_qt_binding()
