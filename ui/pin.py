@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
 import time
@@ -35,6 +36,23 @@ class PinRecord:
     p: int = SCRYPT_P
     failures: int = 0
     locked_until: float = 0.0   # time.time() seconds
+
+
+def _validate(rec: PinRecord) -> None:
+    """Field types and ranges of a loaded record: a tampered file must fail closed, never weaken the
+    lockout (negative failure counts, NaN lock times) or reach the hash with absurd scrypt costs."""
+    for name in ("salt", "hash"):
+        value = getattr(rec, name)
+        if not isinstance(value, str) or not value or len(value) % 2:
+            raise ValueError(f"'{name}' must be a hex string")
+        bytes.fromhex(value)
+    for name, lo, hi in (("n", 2, 1 << 20), ("r", 1, 64), ("p", 1, 16), ("failures", 0, 1 << 20)):
+        value = getattr(rec, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise ValueError(f"'{name}' must be an integer in {lo}..{hi}, got {value!r}")
+    if not isinstance(rec.locked_until, (int, float)) or isinstance(rec.locked_until, bool) \
+            or not math.isfinite(rec.locked_until) or rec.locked_until < 0:
+        raise ValueError(f"'locked_until' must be a finite time, got {rec.locked_until!r}")
 
 
 @dataclass(frozen=True)
@@ -66,7 +84,9 @@ class PinStore:
     def _load(self) -> PinRecord | None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            return PinRecord(**data)
+            rec = PinRecord(**data)
+            _validate(rec)
+            return rec
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError) as exc:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from vision_app.errors import VisionAppError
 from vision_app.runner import VideoWriterSink
 from vision_app.types import FrameResult
 
@@ -50,9 +51,15 @@ class RecorderSink:
 
     def _close_writer(self) -> None:
         w, self._writer = self._writer, None
-        if w is not None:
-            w.close()
-            self.on_status("recorded", f"saved {w.frames} frame(s) to {w.path}")
+        if w is None:
+            return
+        try:
+            w.close()  # finishing the file can fail too (a full disk shows at the last flush)
+        except Exception as exc:
+            log.error("recording failed at close: %s", exc, exc_info=not isinstance(exc, VisionAppError))
+            self.on_status("error", f"recording failed: {exc}")
+            return
+        self.on_status("recorded", f"saved {w.frames} frame(s) to {w.path}")
 
     def write(self, result: FrameResult) -> None:
         with self._lock:
@@ -72,8 +79,12 @@ class RecorderSink:
         try:
             self._writer.write(result)
         except Exception as exc:  # reported in the window; the session keeps running
-            log.error("recording failed: %s", exc, exc_info=not isinstance(exc, OSError))
-            self._writer = None
+            log.error("recording failed: %s", exc, exc_info=not isinstance(exc, (OSError, VisionAppError)))
+            w, self._writer = self._writer, None
+            try:
+                w.close()  # release the encoder and the file handle
+            except Exception:
+                log.debug("closing the failed writer failed too", exc_info=True)
             self.on_status("error", f"recording stopped: {exc}")
 
     def close(self) -> None:

@@ -210,3 +210,22 @@ def test_webhook_door_that_never_answers(tmp_path: Path) -> None:
         server.close()
     with AccessLog(tmp_path / "log.db") as log:  # the grants are logged although the door never confirmed
         assert [e.decision for e in log.entries()] == ["granted", "granted"] and log.verify_chain().ok
+
+
+@pytest.mark.parametrize("field, value", [
+    ("failures", -100), ("locked_until", float("nan")), ("locked_until", -1.0), ("salt", 12),
+    ("hash", "zz"), ("n", 1 << 30), ("failures", True),
+])
+def test_tampered_pin_file_fails_closed_with_a_clear_error(tmp_path, field, value) -> None:
+    import json
+
+    from ui.pin import PinStore
+    from vision_app.errors import ConfigError
+
+    store = PinStore(tmp_path / "admin.json", max_attempts=3, lockout_s=60)
+    store.set_pin("4826")
+    data = json.loads((tmp_path / "admin.json").read_text())
+    data[field] = value
+    (tmp_path / "admin.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="admin file .* is unreadable"):
+        store.check("4826")
