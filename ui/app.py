@@ -180,7 +180,9 @@ def run_kiosk(args: argparse.Namespace) -> int:
     from ui.kiosk_access import build_controller
 
     app = application()
-    ctx = AppContext.from_args(args)
+    # the person at the door sees the banner's guidance only: no names or scores over the video
+    # (the operator reads them in the admin panel's access log)
+    ctx = AppContext.from_args(args, **{"face.overlay_details": False})
     if args.set_pin:
         return set_pin(ctx)
     win = KioskWindow(ctx, args.source or "camera:0", lambda: build_controller(ctx), windowed=args.windowed)

@@ -86,6 +86,7 @@ class FaceConfig:
     embedder: str = "mobilefacenet"
     detect_score: float = 0.6
     gallery: str = ""                 # "" = <user data>/gallery.db
+    overlay_details: bool = True      # names, similarity and liveness next to face boxes (kiosk: off)
     gallery_key: str = ""             # Fernet key file (mode 0600); "" = the gallery path + ".key"
     gallery_busy_timeout_s: float = 5.0  # wait this long for another process's lock on the gallery
     match_threshold: float = 0.40     # cosine for "same person"; face-eval on media/faces: impostor max .397, genuine min .554

@@ -61,8 +61,10 @@ def draw_detections(img: NDArray[np.uint8], dets: Detections) -> NDArray[np.uint
     return img
 
 
-def draw_faces(img: NDArray[np.uint8], faces: Faces) -> NDArray[np.uint8]:
-    """Face boxes, the 5 landmarks and identity/liveness labels drawn in place on img."""
+def draw_faces(img: NDArray[np.uint8], faces: Faces, details: bool = True) -> NDArray[np.uint8]:
+    """Face boxes and the 5 landmarks drawn in place on img; with details, identity, similarity and
+    liveness labels too (a kiosk turns them off: the person at the door learns nothing from the screen,
+    the banner tells them what to do)."""
     thick = max(1, round(min(img.shape[:2]) / 400))
     for i in range(len(faces)):
         box = _px(*faces.xyxy[i])
@@ -70,11 +72,13 @@ def draw_faces(img: NDArray[np.uint8], faces: Faces) -> NDArray[np.uint8]:
             continue
         x1, y1, x2, y2 = box
         name = faces.identity[i] if faces.identity is not None else ""
-        color = (0, 200, 0) if name else (0, 165, 255)
+        color = (0, 200, 0) if name and details else (0, 165, 255)
         cv2.rectangle(img, (x1, y1), (x2, y2), color, thick)
         for (px, py) in faces.landmarks[i]:
             if (point := _px(px, py)) is not None:
                 cv2.circle(img, point, thick + 1, (255, 0, 255), -1)
+        if not details:
+            continue
         parts = [name or ("unknown" if faces.identity is not None else f"face {faces.score[i]:.2f}")]
         if faces.match_score is not None:
             parts.append(f"{faces.match_score[i]:.2f}")
@@ -84,8 +88,8 @@ def draw_faces(img: NDArray[np.uint8], faces: Faces) -> NDArray[np.uint8]:
     return img
 
 
-def render_result(result: FrameResult) -> FrameResult:
-    """Final pipeline step: annotations drawn on a copy of result.image."""
+def render_result(result: FrameResult, face_details: bool = True) -> FrameResult:
+    """Final pipeline step: annotations drawn on a copy of result.image (face_details: see draw_faces)."""
     if not (result.detections is not None and len(result.detections)) and not (
             result.faces is not None and len(result.faces)):
         return result
@@ -93,5 +97,5 @@ def render_result(result: FrameResult) -> FrameResult:
     if result.detections is not None:
         draw_detections(img, result.detections)
     if result.faces is not None:
-        draw_faces(img, result.faces)
+        draw_faces(img, result.faces, face_details)
     return replace(result, image=img)

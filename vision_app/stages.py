@@ -8,6 +8,7 @@ Stages run in the table's order: image-rendering stages (style, segment) first, 
 from __future__ import annotations
 
 import importlib
+from functools import partial
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -117,4 +118,5 @@ def build_pipeline(tasks: list[str], ctx: StageContext, **pipeline_options: Any)
     pipeline_options.setdefault("disable_after", ctx.config.runner.disable_stage_after)
     status = ctx.on_status
     pipeline_options.setdefault("on_error", (lambda s, m: status("error", m)) if status else None)
-    return Pipeline(stages, render=render_result, watch=watch, **pipeline_options)
+    render = partial(render_result, face_details=ctx.config.face.overlay_details)
+    return Pipeline(stages, render=render, watch=watch, **pipeline_options)
