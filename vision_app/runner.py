@@ -9,12 +9,12 @@ import logging
 import shutil
 import threading
 import time
-from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from vision_app.capture import CaptureThread, LatestSlot
 from vision_app.errors import VisionAppError
@@ -108,21 +108,46 @@ class VideoWriterSink:
                 raise VisionAppError(self.error)
 
 
-def _pct(values: Sequence[float], q: float) -> float | None:
-    return float(np.percentile(np.asarray(values), q)) * 1000.0 if values else None
+class Ring:
+    """The last `size` float values in a preallocated array: memory is fixed from the first value on, so
+    a months-long run's statistics never grow (a deque of Python floats grows until it is full)."""
+
+    def __init__(self, size: int) -> None:
+        self._buf = np.empty(size, np.float64)
+        self._n = 0
+
+    def append(self, value: float) -> None:
+        self._buf[self._n % self._buf.size] = value
+        self._n += 1
+
+    def __len__(self) -> int:
+        return min(self._n, self._buf.size)
+
+    def last(self, k: int) -> NDArray[np.float64]:
+        """The newest min(k, len) values, oldest first (a copy)."""
+        n = min(k, len(self))
+        return self._buf[np.arange(self._n - n, self._n) % self._buf.size]
+
+    def values(self) -> NDArray[np.float64]:
+        return self._buf[:len(self)]  # percentiles do not care about order
+
+
+def _pct(values: Ring, q: float) -> float | None:
+    return float(np.percentile(values.values(), q)) * 1000.0 if len(values) else None
 
 
 class RunStats:
     """Collects per-frame timings; summary() gives the numbers the CLI prints and saves (ms, fps).
 
-    Percentiles cover the last `window` frames: a kiosk runs for months, so the history is bounded."""
+    Percentiles cover the last `window` frames: a kiosk runs for months, so the history is bounded and
+    preallocated."""
 
     def __init__(self, window: int = 20_000) -> None:
         self.window = window
         self.processed = 0
         self.errors = 0
-        self.stage_times: dict[str, deque[float]] = {}
-        self.latencies: deque[float] = deque(maxlen=window)
+        self.stage_times: dict[str, Ring] = {}
+        self.latencies = Ring(window)
         self.t_first: float | None = None
         self.t_last: float | None = None
         self._lock = threading.Lock()
@@ -136,7 +161,10 @@ class RunStats:
             self.processed += 1
             self.errors += len(result.errors)
             for name, t in result.timings.items():
-                self.stage_times.setdefault(name, deque(maxlen=self.window)).append(t)
+                ring = self.stage_times.get(name)
+                if ring is None:
+                    ring = self.stage_times[name] = Ring(self.window)
+                ring.append(t)
             self.latencies.append(result.latency)
 
     def fps(self) -> float:

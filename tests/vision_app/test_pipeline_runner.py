@@ -146,3 +146,19 @@ def test_throughput_mode_keeps_order_and_runs_finish_in_order(media_dir: Path) -
     assert run.wait(30)
     assert delivered == list(range(120)) and finished == list(range(120))
     assert len(workers) == 2  # both pipelines did per-frame work
+
+
+def test_ring_keeps_the_newest_values_in_fixed_memory() -> None:
+    from vision_app.runner import Ring
+
+    r = Ring(5)
+    assert len(r) == 0 and r.last(3).tolist() == []
+    for v in range(3):
+        r.append(float(v))
+    assert r.last(10).tolist() == [0.0, 1.0, 2.0] and sorted(r.values().tolist()) == [0.0, 1.0, 2.0]
+    buf = r.values().base if r.values().base is not None else r.values()
+    for v in range(3, 12):
+        r.append(float(v))
+    assert len(r) == 5 and r.last(3).tolist() == [9.0, 10.0, 11.0]
+    assert sorted(r.values().tolist()) == [7.0, 8.0, 9.0, 10.0, 11.0]
+    assert (r.values().base if r.values().base is not None else r.values()) is buf  # no reallocation

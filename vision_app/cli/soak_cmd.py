@@ -57,7 +57,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
         total = sum(r.runner.stats.processed for r in runs)
         lat: list[float] = []
         for r in runs:
-            lat.extend(list(r.runner.stats.latencies)[-200:])
+            lat.extend(r.runner.stats.latencies.last(200).tolist())
         return total, lat
 
     def show(s) -> None:  # noqa: ANN001
