@@ -64,7 +64,7 @@ class Database:
         try:
             with self.guard():
                 self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
-                mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                mode = self._switch_to_wal()
                 if str(mode).lower() != "wal":
                     log.warning("%s %s: journal mode is %s, not WAL (file system without shared memory?)",
                                 what, self.path, mode)
@@ -75,6 +75,20 @@ class Database:
         except GalleryError:
             self.conn.close()
             raise
+
+    def _switch_to_wal(self) -> str:
+        """PRAGMA journal_mode=WAL, retried while another process converts the same new file: SQLite can
+        answer SQLITE_BUSY here at once, without waiting on the busy handler."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.01
+        while True:
+            try:
+                return str(self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     def error(self, exc: BaseException) -> GalleryError:
         """A GalleryError with a message for an sqlite3 error on this file."""
@@ -112,19 +126,34 @@ class Database:
             except sqlite3.Error as exc:
                 raise self.error(exc) from exc
 
+    def _retry_busy(self, fn: Callable[[], T]) -> T:
+        """fn() under the connection lock, retried like writes when SQLite answers busy at once (a reader
+        can get SQLITE_BUSY while another process creates or recovers the file's WAL)."""
+        with self.lock:
+            for attempt in range(1, self.attempts + 1):
+                try:
+                    return fn()
+                except sqlite3.Error as exc:
+                    self._rollback()
+                    if _is_busy(exc) and attempt < self.attempts:
+                        self._backoff(attempt, exc)
+                        continue
+                    raise self.error(exc) from exc
+            raise GalleryError(f"{self.what} {self.path}: read failed after {self.attempts} attempts")
+
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Run a read statement, return all rows."""
-        with self.guard():
-            return self.conn.execute(sql, params).fetchall()
+        return self._retry_busy(lambda: self.conn.execute(sql, params).fetchall())
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn(conn) inside one read transaction: its queries see one consistent snapshot."""
-        with self.guard():
+        def snapshot() -> T:
             self.conn.execute("BEGIN")
             try:
                 return fn(self.conn)
             finally:
                 self.conn.execute("COMMIT")  # nothing written: this only ends the snapshot
+        return self._retry_busy(snapshot)
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn(conn) inside one `BEGIN IMMEDIATE … COMMIT` transaction and return its result.
