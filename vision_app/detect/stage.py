@@ -17,7 +17,6 @@ from typing import Any
 from vision_app.config import DetectConfig
 from vision_app.detect.detector import DetectParams, Detector
 from vision_app.detect.tracker import ByteTracker, TrackerParams
-from vision_app.errors import ConfigError
 from vision_app.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -72,12 +71,7 @@ class DetectStage:
 def build_detect_stage(ctx: Any) -> DetectStage:
     """Stage for ctx.config.detect (model, thresholds, tracking) on ctx's backend."""
     cfg: DetectConfig = ctx.config.detect
-    if ctx.models is None:
-        raise ConfigError("the detect task needs a model folder (--models or VISION_APP_MODELS)")
-    entry = ctx.models.entry(cfg.model)
-    if entry.task != "detect":
-        raise ConfigError(f"detect.model '{cfg.model}' is a '{entry.task}' model; choose one of "
-                          f"{', '.join(ctx.models.names('detect'))}")
+    entry = ctx.model_entry(cfg.model, "detect", "detect.model")
     detector = Detector(entry, ctx.engine(cfg.model), detect_params(cfg),
                         gpu_preprocess=ctx.backend == "tensorrt" and ctx.config.tensorrt.gpu_preprocess)
     tracker = ByteTracker(tracker_params(cfg)) if cfg.track else None
