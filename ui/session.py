@@ -133,6 +133,7 @@ class Session:
         self.pipeline: SwappablePipeline | None = None
         self.context: StageContext | None = None
         self.spec = PipelineSpec()
+        self._active: PipelineSpec | None = None  # the spec the running pipeline was built from
         self.source_id = ""
         self._lock = threading.Lock()
         self._generation = 0
@@ -231,6 +232,7 @@ class Session:
                     sink.close()
                 return
             self.context = ctx
+            self._active = spec
             mode = cfg.ui.file_mode
             media_clock = mode == "offline" and not source.live and source.fps
             self.pipeline = SwappablePipeline(pipeline, source.fps if media_clock else None)
@@ -260,6 +262,7 @@ class Session:
             self._generation += 1
             run, self.run = self.run, None
             pipeline, self.pipeline = self.pipeline, None
+            self._active = None
             starter = self._starter
             self._wanted = None
         ok = True
@@ -287,6 +290,9 @@ class Session:
             self.spec = spec
             if self.run is None:
                 return  # applied at the next start
+            building = self._builder is not None and self._builder.is_alive()
+            if spec == self._active and not building:
+                return  # already running exactly this (e.g. controls re-emitting their settings)
             self._wanted = spec
             if self._builder is not None and self._builder.is_alive():
                 return  # the running builder picks up the newest spec when it finishes
@@ -316,6 +322,7 @@ class Session:
                     pipeline.close()
                     return
                 self.context = ctx
+                self._active = spec
             old = holder.swap(pipeline)
             old.close()
             self._status("reconfigured", ", ".join(spec.tasks))
