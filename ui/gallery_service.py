@@ -1,7 +1,7 @@
 """Gallery work for the dialogs, run on a BackgroundTasks worker (SQLite, JPEG decoding, models).
 
-Uses the face engineers' modules: vision_app.face.gallery.Gallery (people, thumbnails, rename, remove),
-vision_app.face.enroll (FaceAnalyzer with the quality gates, enroll_images). Nothing here runs in the
+Uses the gallery package: vision_app.gallery.gallery.Gallery (people, thumbnails, rename, remove),
+vision_app.gallery.enroll (FaceAnalyzer with the quality gates, enroll_images). Nothing here runs in the
 GUI thread; thumbnails come back as owned QImages ready to paint.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def gallery_available() -> bool:
     """True when the face gallery and enrolment modules are installed in this build."""
     try:
         return all(importlib.util.find_spec(m) is not None
-                   for m in ("vision_app.face.gallery", "vision_app.face.enroll"))
+                   for m in ("vision_app.gallery.gallery", "vision_app.gallery.enroll"))
     except (ImportError, ValueError):
         return False
 
@@ -72,7 +72,7 @@ class GalleryService:
 
     def gallery(self) -> Any:
         if self._gallery is None:
-            from vision_app.face.gallery import Gallery
+            from vision_app.gallery.gallery import Gallery
 
             path = self.ctx.gallery_path()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ class GalleryService:
 
     def enroll(self, name: str, images: Sequence[Any]) -> int:
         """Image paths or (H, W, 3) uint8 BGR frames; adds to the person when they exist already."""
-        from vision_app.face.enroll import enroll_images
+        from vision_app.gallery.enroll import enroll_images
 
         g = self.gallery()
         return int(enroll_images(g, name, list(images), self.analyzer(), add=g.has(name.strip())))
@@ -117,7 +117,7 @@ class GalleryService:
 
 def make_analyzer(ctx: AppContext) -> Any:
     """FaceAnalyzer (detector + quality gates + embedder) on the context's models."""
-    from vision_app.face.enroll import FaceAnalyzer
+    from vision_app.gallery.enroll import FaceAnalyzer
 
     if ctx.store is None:
         raise ConfigError(ctx.store_error or "no model folder: face enrolment needs the face models")

@@ -1,7 +1,7 @@
 """Kiosk mode: full screen, no window controls, a large banner that guides the person, and an admin panel
 behind a PIN.
 
-The access decision is made by the face engineers' AccessController (vision_app.face.access) running
+The access decision is made by the access package's AccessController (vision_app.access.controller) running
 as a sink on the runner thread (`AccessSink`); this window only shows its guidance and decisions. The
 door actuator is the controller's (log-only by default); tests pass a fake one.
 """

@@ -1,4 +1,4 @@
-"""The kiosk's link to the face engineers' AccessController (vision_app.face.access).
+"""The kiosk's link to the access package's AccessController (vision_app.access.controller).
 
 `AccessSink` sits in the runner's sink list: the controller's update() runs on the runner thread for
 every frame, its decisions are posted to the GUI as ("decision", Decision) events, and its guidance
@@ -27,7 +27,7 @@ class Banner:
 
 
 def access_log_path(ctx: AppContext) -> Path:
-    from vision_app.face.accesslog import default_log_path
+    from vision_app.access.accesslog import default_log_path
 
     return default_log_path(ctx.config.access.log_db)
 
@@ -41,10 +41,10 @@ def snapshot_dir(ctx: AppContext) -> Path:
 def build_controller(ctx: AppContext, door: Any = None) -> Any:
     """AccessController from the [access] config: policy, hash-chained access log, door (log-only or
     webhook unless `door` is given), snapshots."""
-    from vision_app.face.access import AccessController
-    from vision_app.face.access_policy import AccessPolicy
-    from vision_app.face.accesslog import AccessLog
-    from vision_app.face.door import build_door
+    from vision_app.access.accesslog import AccessLog
+    from vision_app.access.controller import AccessController
+    from vision_app.access.door import build_door
+    from vision_app.access.policy import AccessPolicy
 
     acfg = ctx.config.access
     path = access_log_path(ctx)

@@ -36,7 +36,7 @@ class LogRow:
 
 def read_access_log(path: Path, last: int = LOG_ROWS) -> list[LogRow]:
     """Newest first; snapshots decoded and scaled here (worker thread)."""
-    from vision_app.face.accesslog import AccessLog
+    from vision_app.access.accesslog import AccessLog
 
     if not path.exists():
         return []

@@ -25,7 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "detect": "vision_app.detect.bench:run_detect_bench",
     "segment": "vision_app.segment.bench:run_segment_bench",
     "style": "vision_app.style.bench:run_style_bench",
-    "face_search": "vision_app.face.bench_search:run_face_search_bench",
+    "face_search": "vision_app.gallery.bench_search:run_face_search_bench",
     "face": "vision_app.face.bench:run_face_bench",
 }
 

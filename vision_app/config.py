@@ -110,7 +110,7 @@ class FaceConfig:
 
 @dataclass
 class AccessConfig:
-    """The door kiosk's access controller (vision_app/face/access.py), access log and door."""
+    """The door kiosk's access controller (vision_app/access/controller.py), access log and door."""
 
     log_db: str = ""                  # access log SQLite file; "" = <user data>/access_log.db
     kiosk_id: str = "kiosk-1"         # written with every decision

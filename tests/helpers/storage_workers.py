@@ -48,9 +48,9 @@ def _limit_file_size(limit: int) -> None:
 
 
 def writer(log_db: str, gallery_db: str, tag: str, n: int) -> None:
+    from vision_app.access.accesslog import AccessLog
     from vision_app.errors import GalleryError
-    from vision_app.face.accesslog import AccessLog
-    from vision_app.face.gallery import Gallery
+    from vision_app.gallery.gallery import Gallery
 
     errors: list[str] = []
     rows: list[int] = []
@@ -73,9 +73,9 @@ def writer(log_db: str, gallery_db: str, tag: str, n: int) -> None:
 
 def reader(log_db: str, gallery_db: str, stop_file: str) -> None:
     """What the kiosk does meanwhile: reload the matcher's templates and check the log, until stop_file."""
+    from vision_app.access.accesslog import AccessLog
     from vision_app.errors import GalleryError
-    from vision_app.face.accesslog import AccessLog
-    from vision_app.face.gallery import Gallery
+    from vision_app.gallery.gallery import Gallery
 
     errors: list[str] = []
     rounds = 0
@@ -98,7 +98,7 @@ def reader(log_db: str, gallery_db: str, stop_file: str) -> None:
 
 def open_gallery(gallery_db: str) -> None:
     from vision_app.errors import GalleryError
-    from vision_app.face.gallery import Gallery
+    from vision_app.gallery.gallery import Gallery
 
     print("READY", flush=True)
     sys.stdin.readline()
@@ -111,7 +111,7 @@ def open_gallery(gallery_db: str) -> None:
 
 
 def log_forever(log_db: str, pause_at: int) -> None:
-    from vision_app.face.accesslog import AccessLog
+    from vision_app.access.accesslog import AccessLog
 
     log = AccessLog(log_db)
     inserts = [0]
@@ -132,10 +132,10 @@ def log_forever(log_db: str, pause_at: int) -> None:
 
 def full_log(log_db: str, limit: int) -> None:
     from tests.helpers.kiosk import frame
-    from vision_app.face.access import AccessController
-    from vision_app.face.access_policy import AccessPolicy
-    from vision_app.face.accesslog import AccessLog
-    from vision_app.face.door import LogOnlyDoor
+    from vision_app.access.accesslog import AccessLog
+    from vision_app.access.controller import AccessController
+    from vision_app.access.door import LogOnlyDoor
+    from vision_app.access.policy import AccessPolicy
 
     log = AccessLog(log_db)
     door = LogOnlyDoor()

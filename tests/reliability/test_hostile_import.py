@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from tests.helpers.fuzz import no_hang
 from vision_app.errors import GalleryError
-from vision_app.face.gallery import Gallery
-from vision_app.face.gallery_io import export_gallery, import_gallery
+from vision_app.gallery.gallery import Gallery
+from vision_app.gallery.gallery_io import export_gallery, import_gallery
 
 MODEL = ("mobilefacenet", "128d-1")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -4,7 +4,7 @@ access log's chain catches edited, deleted, reordered and cut-off rows through `
 webhook that never answers neither blocks the decision loop nor waits forever.
 
 Covered elsewhere (not repeated): the key file is created 0600 and Gallery() refuses 0644/0640/0604/0660
-(tests/vision_app/face/test_gallery.py::test_new_gallery_key_is_0600_and_roundtrips,
+(tests/vision_app/gallery/test_gallery.py::test_new_gallery_key_is_0600_and_roundtrips,
 ::test_group_or_world_readable_key_is_refused); templates and thumbnails cannot be read from the database
 without the key (::test_db_file_alone_does_not_reveal_templates).
 """
@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 
 from tests.helpers.kiosk import frame
-from tests.vision_app.face.test_accesslog import tamper
+from tests.vision_app.access.test_accesslog import tamper
+from vision_app.access.accesslog import AccessLog
+from vision_app.access.controller import AccessController
+from vision_app.access.door import WebhookDoor
+from vision_app.access.policy import AccessPolicy
 from vision_app.cli import main
-from vision_app.face.access import AccessController
-from vision_app.face.access_policy import AccessPolicy
-from vision_app.face.accesslog import AccessLog
-from vision_app.face.door import WebhookDoor
-from vision_app.face.gallery import Gallery
+from vision_app.gallery.gallery import Gallery
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}

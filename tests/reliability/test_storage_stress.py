@@ -2,7 +2,7 @@
 disk (RLIMIT_FSIZE in a child, SIGXFSZ ignored so writes fail with EFBIG) while recording video and while
 logging decisions, and kill -9 in the middle of access-log writes.
 
-(kill -9 during an enrolment: tests/vision_app/face/test_gallery.py::test_sigkill_mid_enrolment_leaves_all_or_nothing.)
+(kill -9 during an enrolment: tests/vision_app/gallery/test_gallery.py::test_sigkill_mid_enrolment_leaves_all_or_nothing.)
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from vision_app.face.accesslog import AccessLog
-from vision_app.face.gallery import Gallery
+from vision_app.access.accesslog import AccessLog
+from vision_app.gallery.gallery import Gallery
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}

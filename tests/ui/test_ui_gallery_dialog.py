@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("vision_app.face.enroll", reason="face gallery not in this build yet")
-pytest.importorskip("vision_app.face.gallery", reason="face gallery not in this build yet")
+pytest.importorskip("vision_app.gallery.enroll", reason="face gallery not in this build yet")
+pytest.importorskip("vision_app.gallery.gallery", reason="face gallery not in this build yet")
 
 from ui.gallery_dialog import GalleryDialog  # noqa: E402
 from ui.gallery_service import hint_for  # noqa: E402

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-pytest.importorskip("vision_app.face.access", reason="access controller not in this build yet")
+pytest.importorskip("vision_app.access.controller", reason="access controller not in this build yet")
 
 from vision_app.face.observation import FACE_EXTRAS_KEY, FaceObservation  # noqa: E402
 from ui.kiosk import KioskWindow  # noqa: E402
@@ -80,7 +80,7 @@ def test_injected_observations_the_controller_decides_banner_and_door(qtbot, pin
     if live:
         assert door.opened[0]["identity"] == "Alice"
     win.shutdown()
-    from vision_app.face.accesslog import AccessLog
+    from vision_app.access.accesslog import AccessLog
 
     with AccessLog(access_log_path(pin_ctx)) as alog:  # the controller logged it, with a snapshot
         rows = alog.entries()
@@ -182,7 +182,7 @@ def test_real_video_with_liveness_is_granted_and_opens_the_door(qtbot, enrolled_
                  source=str(media_dir / "video" / "carphone_face_176x144.mp4"), tasks=("face",))
     qtbot.waitUntil(lambda: win.decision is not None, timeout=40000)
     win.shutdown()
-    from vision_app.face.accesslog import AccessLog
+    from vision_app.access.accesslog import AccessLog
 
     with AccessLog(access_log_path(enrolled_ctx)) as alog:
         why = alog.entries()[-1].reason
@@ -206,7 +206,7 @@ def test_still_photo_replay_of_the_enrolled_person_is_denied(qtbot, enrolled_ctx
     qtbot.waitUntil(lambda: win.decision is not None, timeout=40000)
     assert win.banner.text() == "ACCESS DENIED" and door.opened == []
     win.shutdown()
-    from vision_app.face.accesslog import AccessLog
+    from vision_app.access.accesslog import AccessLog
 
     with AccessLog(access_log_path(enrolled_ctx)) as alog:
         row = alog.entries()[-1]

@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def open_gallery(args: argparse.Namespace, create: bool = False):
     """The gallery of --db / config; only enrol and import create a missing one."""
-    from vision_app.face.gallery import Gallery, default_gallery_path
+    from vision_app.gallery.gallery import Gallery, default_gallery_path
 
     cfg = app_config(args)
     path = default_gallery_path(args.db or cfg.face.gallery)
@@ -94,7 +94,7 @@ def open_gallery(args: argparse.Namespace, create: bool = False):
 
 
 def _analyzer(args: argparse.Namespace):
-    from vision_app.face.enroll import FaceAnalyzer
+    from vision_app.gallery.enroll import FaceAnalyzer
     from vision_app.stages import StageContext
 
     return FaceAnalyzer.from_context(StageContext(app_config(args), model_store(args)))
@@ -115,7 +115,7 @@ def _passphrase(args: argparse.Namespace, confirm: bool) -> str | None:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from vision_app.face.enroll import enroll_images
+    from vision_app.gallery.enroll import enroll_images
 
     analyzer = _analyzer(args)
     with open_gallery(args, create=True) as gallery:
@@ -162,7 +162,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from vision_app.face.gallery_io import export_gallery
+    from vision_app.gallery.gallery_io import export_gallery
 
     passphrase = _passphrase(args, confirm=True)
     with open_gallery(args) as gallery:
@@ -173,7 +173,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from vision_app.face.gallery_io import import_gallery
+    from vision_app.gallery.gallery_io import import_gallery
 
     passphrase = _passphrase(args, confirm=False)
     with open_gallery(args, create=True) as gallery:
@@ -183,7 +183,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_face_eval(args: argparse.Namespace) -> int:
-    from vision_app.face.calibrate import calibrate, embed_folder, format_report, labelled_images
+    from vision_app.gallery.calibrate import calibrate, embed_folder, format_report, labelled_images
 
     items = labelled_images(Path(args.folder))
     print(f"embedding {len(items)} images from {args.folder} …", file=sys.stderr)
@@ -195,7 +195,7 @@ def cmd_face_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_log(args: argparse.Namespace) -> int:
-    from vision_app.face.accesslog import AccessLog, default_log_path
+    from vision_app.access.accesslog import AccessLog, default_log_path
 
     path = default_log_path(args.db or app_config(args).access.log_db)
     if not path.is_file():

@@ -83,8 +83,8 @@ def _live(source: Any, pipeline: Any, controller: Any, as_json: bool, max_frames
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from vision_app.face.access import AccessController
-    from vision_app.face.gallery import default_gallery_path
+    from vision_app.access.controller import AccessController
+    from vision_app.gallery.gallery import default_gallery_path
     from vision_app.sources import open_source
     from vision_app.stages import StageContext, build_pipeline
 

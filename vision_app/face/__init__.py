@@ -1,3 +1,15 @@
-"""Face analysis and access: detection (YuNet decoder), alignment, embedding, quality gates,
-liveness (passive, blink, temporal), the face pipeline stage, gallery, matching and the kiosk
-access controller. Nothing is imported here; import the submodules you need."""
+"""Face analysis: finding and measuring faces, frame by frame. Knows nothing of people or doors.
+
+Exports (import the submodules you need; nothing is imported here):
+  detector     FaceDetector: YuNet decoding of the raw outputs, NMS
+  align        align_face, landmarks_usable: 5-point similarity to the ArcFace 112x112 template
+  quality      QualityGates, check_enrollment: size, blur and pose gates
+  embedder     FaceEmbedder: aligned crops → L2-normalised 128-d embeddings
+  passive      PassiveLiveness: MiniFASNet single-image anti-spoofing
+  mesh         FaceMesh, eye aspect ratio; blink: BlinkDetector; temporal: TemporalCheck
+  liveness     TrackLiveness, LivenessParams: blink / temporal / head-turn evidence per tracked face
+  observation  FaceObservation, FACE_EXTRAS_KEY: what the stage reports per face and frame
+  stage        FaceStage, build_face_stage, Identifier (the protocol an identifier implements)
+  bench        the `bench --tasks face` benchmark
+Arrows: vision_app.gallery and vision_app.access import this package, never the other way round.
+"""

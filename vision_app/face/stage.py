@@ -157,8 +157,8 @@ class FaceStage:
 def open_matcher(ctx: Any, embedder: FaceEmbedder, db_path: str | None = None) -> tuple[Any, Any]:
     """(Gallery, Matcher) for config face.gallery (or db_path), or (None, None) when no gallery file
     exists there — the stage never creates an empty gallery as a side effect."""
-    from vision_app.face.gallery import Gallery, default_gallery_path
-    from vision_app.face.matcher import Matcher
+    from vision_app.gallery.gallery import Gallery, default_gallery_path
+    from vision_app.gallery.matcher import Matcher
 
     cfg = ctx.config.face
     path = default_gallery_path(db_path or cfg.gallery)

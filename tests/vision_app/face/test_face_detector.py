@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face_media import read_image
+from tests.helpers.face_media import read_image
 from vision_app.face.detector import STRIDES, decode_yunet, pad_to_multiple
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from face_media import read_image
+from tests.helpers.face_media import read_image
 from vision_app.config import load_config
 from vision_app.face.observation import FaceObservation, observations
 from vision_app.pipeline import Pipeline

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from face_media import read_image
+from tests.helpers.face_media import read_image
 from vision_app.face.blink import BlinkDetector, BlinkParams
 from vision_app.face.liveness import HeadTurnChallenge, LivenessParams, TrackLiveness
 from vision_app.face.mesh import RIGHT_EYE, eye_aspect_ratio, mean_ear

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face_media import read_image
+from tests.helpers.face_media import read_image
 from vision_app.face.align import ARCFACE_TEMPLATE, align_face
 from vision_app.face.quality import QualityGates, blur_score, check_enrollment, pose_ratios, yaw_degrees
 from vision_app.types import Faces

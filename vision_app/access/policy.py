@@ -1,7 +1,7 @@
 """The kiosk's access policy: which evidence, over how many frames, lets someone in.
 
 Pure functions over the face stage's per-frame FaceObservation of ONE tracked face; the state machine
-(access.py) decides when to call them. Each check answers pass, fail or pending (not enough evidence
+(controller.py) decides when to call them. Each check answers pass, fail or pending (not enough evidence
 yet), with a reason and the numbers behind it.
 """
 from __future__ import annotations

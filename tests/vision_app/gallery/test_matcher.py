@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from vision_app.errors import GalleryError
-from vision_app.face.enroll import FaceAnalyzer, enroll_images
-from vision_app.face.gallery import Gallery
-from vision_app.face.matcher import Matcher, TemplateIndex
 from vision_app.face.quality import QualityGates
+from vision_app.gallery.enroll import FaceAnalyzer, enroll_images
+from vision_app.gallery.gallery import Gallery
+from vision_app.gallery.matcher import Matcher, TemplateIndex
 
 MODEL = ("mobilefacenet", "128d-1")
 KNOWN = [f"id{i:02d}" for i in range(1, 11)]

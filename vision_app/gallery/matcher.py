@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vision_app.errors import GalleryError
-from vision_app.face.gallery import Gallery
+from vision_app.gallery.gallery import Gallery
 
 log = logging.getLogger(__name__)
 

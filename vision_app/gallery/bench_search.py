@@ -16,8 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from vision_app.benchmark import BenchTable, time_calls
-from vision_app.face.gallery import Gallery
-from vision_app.face.matcher import Matcher, TemplateIndex
+from vision_app.gallery.gallery import Gallery
+from vision_app.gallery.matcher import Matcher, TemplateIndex
 
 MODEL = ("synthetic", "128d")
 SIZES = (1_000, 100_000)
@@ -76,7 +76,7 @@ def build_rows(sizes: Sequence[int] = SIZES) -> list[dict[str, Any]]:
 
 
 def _person(name: str, emb: np.ndarray):
-    from vision_app.face.gallery import PersonRecord, TemplateRecord
+    from vision_app.gallery.gallery import PersonRecord, TemplateRecord
 
     return PersonRecord(name, "", [TemplateRecord(*MODEL, e) for e in emb])
 

@@ -21,8 +21,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from numpy.typing import NDArray
 
 from vision_app.errors import GalleryError
-from vision_app.face.db import Database
-from vision_app.face.keyfile import key_id, load_or_create_key
+from vision_app.gallery.db import Database
+from vision_app.gallery.keyfile import key_id, load_or_create_key
 
 log = logging.getLogger(__name__)
 

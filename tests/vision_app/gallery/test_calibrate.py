@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vision_app.face.calibrate import (Embedded, calibrate, far_frr, format_report, recommend,
+from vision_app.gallery.calibrate import (Embedded, calibrate, far_frr, format_report, recommend,
                                        threshold_for_far)
 
 MODEL = ("mobilefacenet", "128d-1")

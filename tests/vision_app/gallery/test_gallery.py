@@ -17,8 +17,8 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
 from vision_app.errors import GalleryError
-from vision_app.face.gallery import Gallery
-from vision_app.face.gallery_io import export_gallery, import_gallery
+from vision_app.gallery.gallery import Gallery
+from vision_app.gallery.gallery_io import export_gallery, import_gallery
 
 MODEL = ("mobilefacenet", "128d-1")
 REPO = Path(__file__).resolve().parents[3]
@@ -173,7 +173,7 @@ def test_not_a_gallery_file(tmp_path):
 _CHILD = textwrap.dedent("""
     import sys, time
     import numpy as np
-    from vision_app.face.gallery import Gallery
+    from vision_app.gallery.gallery import Gallery
     path, pause_at = sys.argv[1], int(sys.argv[2])
     g = Gallery(path)
     seen = [0]

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from vision_app.access.accesslog import AccessLog
 from vision_app.cli import main
-from vision_app.face.accesslog import AccessLog
-from vision_app.face.enroll import FaceAnalyzer, enroll_images
-from vision_app.face.gallery import Gallery
 from vision_app.face.quality import QualityGates
+from vision_app.gallery.enroll import FaceAnalyzer, enroll_images
+from vision_app.gallery.gallery import Gallery
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from vision_app.access.door import LogOnlyDoor, WebhookDoor, build_door
 from vision_app.config import load_config
 from vision_app.errors import ConfigError
-from vision_app.face.door import LogOnlyDoor, WebhookDoor, build_door
 
 
 class DoorServer:

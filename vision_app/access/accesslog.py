@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from vision_app.errors import GalleryError
-from vision_app.face.db import Database
+from vision_app.gallery.db import Database
 
 log = logging.getLogger(__name__)
 

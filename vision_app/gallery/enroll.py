@@ -17,8 +17,8 @@ from numpy.typing import NDArray
 
 from vision_app.errors import GalleryError
 from vision_app.face.align import align_face
-from vision_app.face.gallery import Gallery
 from vision_app.face.quality import QualityGates, check_enrollment
+from vision_app.gallery.gallery import Gallery
 
 log = logging.getLogger(__name__)
 

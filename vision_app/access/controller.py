@@ -1,5 +1,4 @@
-"""The kiosk's access controller: a per-kiosk state machine fed by the face stage, the only place that
-decides who gets in.
+"""The kiosk's access controller: the per-kiosk state machine, fed by the face stage, that decides who gets in.
 
     idle ──face──▶ face_present ──good quality──▶ checking ──all checks pass (+ blink)──▶ granted ─┐
       ▲                 ▲ (face lost / another face)      └─any check fails / timeout──▶ denied ─┤
@@ -7,7 +6,7 @@ decides who gets in.
 
 Every frame, `update(result)` reads the FaceObservations in result.extras["face"], follows the largest
 face's track, and after `check_frames` good frames judges identity, passive and temporal liveness
-together (access_policy.judge); with the blink challenge on it then asks for a blink on the same track.
+together (policy.judge); with the blink challenge on it then asks for a blink on the same track.
 Each decision is written to the access log (hash-chained) and a grant fires the door actuator. If the log
 cannot be written the decision is still returned (with log_error); a grant then does not open the door
 unless grant_requires_log is off. The GUI only shows `state`, `guidance` and the decisions.
@@ -26,10 +25,10 @@ from typing import Any, Callable
 
 import cv2
 
+from vision_app.access.accesslog import AccessLog
+from vision_app.access.door import DoorActuator, LogOnlyDoor
+from vision_app.access.policy import FAIL, PASS, AccessPolicy, Verdict, guidance_for_quality, judge
 from vision_app.errors import GalleryError
-from vision_app.face.access_policy import FAIL, PASS, AccessPolicy, Verdict, guidance_for_quality, judge
-from vision_app.face.accesslog import AccessLog
-from vision_app.face.door import DoorActuator, LogOnlyDoor
 from vision_app.face.observation import FaceObservation, observations
 from vision_app.types import FrameResult
 
@@ -334,8 +333,8 @@ class AccessController:
     def from_config(cls, cfg: Any, *, log_path: str | None = None, blink_challenge: bool | None = None,
                     **kwargs: Any) -> "AccessController":
         """From an AppConfig: [access] policy, access log (log_path or access.log_db), door, snapshots."""
-        from vision_app.face.accesslog import default_log_path
-        from vision_app.face.door import build_door
+        from vision_app.access.accesslog import default_log_path
+        from vision_app.access.door import build_door
 
         a = cfg.access
         access_log = AccessLog(default_log_path(log_path or a.log_db))

@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vision_app.face.access import AccessController, KioskState
-from vision_app.face.access_policy import FAIL, PASS, PENDING, AccessPolicy, judge
-from vision_app.face.accesslog import AccessLog
-from vision_app.face.door import LogOnlyDoor
+from vision_app.access.accesslog import AccessLog
+from vision_app.access.controller import AccessController, KioskState
+from vision_app.access.door import LogOnlyDoor
+from vision_app.access.policy import FAIL, PASS, PENDING, AccessPolicy, judge
 from vision_app.face.observation import FaceObservation
 from vision_app.types import Frame, FrameResult
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_media import read_video
+from tests.helpers.face_media import read_video
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ def largest(faces) -> int:
 @pytest.fixture(scope="session")
 def identity_embeddings(face_detector, face_embedder, identity_photos):
     """(labels (M,), embeddings (M, 128)) for the largest face of every identity photo."""
-    from face_media import read_image
+    from tests.helpers.face_media import read_image
     from vision_app.face.align import align_face
 
     labels, crops = [], []
@@ -84,7 +84,7 @@ def still_video_frames(media_dir: Path, tmp_path_factory) -> list[np.ndarray]:
     written through the mp4v codec and read back, so it carries real compression noise."""
     import cv2
 
-    from face_media import read_image
+    from tests.helpers.face_media import read_image
 
     photo = read_image(media_dir / "faces" / "id01" / "2.jpg")
     photo = cv2.resize(photo, (480, round(photo.shape[0] * 480 / photo.shape[1])))
@@ -100,9 +100,9 @@ def still_video_frames(media_dir: Path, tmp_path_factory) -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def gallery_path(tmp_path_factory, store, face_detector, face_embedder, identity_photos):
     """A gallery with id01..id03 enrolled from their first photo, through the gallery's own API."""
-    from face_media import read_image
+    from tests.helpers.face_media import read_image
     from vision_app.face.align import align_face
-    from vision_app.face.gallery import Gallery
+    from vision_app.gallery.gallery import Gallery
 
     path = tmp_path_factory.mktemp("gallery") / "gallery.db"
     with Gallery(path) as g:

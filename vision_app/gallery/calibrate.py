@@ -23,9 +23,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vision_app.errors import GalleryError
-from vision_app.face.enroll import FaceAnalyzer, read_image
-from vision_app.face.gallery import Gallery
-from vision_app.face.matcher import Matcher, TemplateIndex
+from vision_app.gallery.enroll import FaceAnalyzer, read_image
+from vision_app.gallery.gallery import Gallery
+from vision_app.gallery.matcher import Matcher, TemplateIndex
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from vision_app.access.accesslog import AccessLog
 from vision_app.errors import GalleryError
-from vision_app.face.accesslog import AccessLog
 
 REPO = Path(__file__).resolve().parents[3]
 
