@@ -76,7 +76,7 @@ def build_rows(sizes: Sequence[int] = SIZES) -> list[dict[str, Any]]:
 
 
 def _person(name: str, emb: np.ndarray):
-    from vision_app.gallery.gallery import PersonRecord, TemplateRecord
+    from vision_app.gallery.records import PersonRecord, TemplateRecord
 
     return PersonRecord(name, "", [TemplateRecord(*MODEL, e) for e in emb])
 

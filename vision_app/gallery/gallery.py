@@ -1,50 +1,28 @@
-"""The face gallery: people and their encrypted face templates in one SQLite file.
+"""The Gallery API: enrol, list, rename and remove people, read their templates, in one SQLite file.
 
-Tables: people (id, name unique, created) and templates (person, model name + version, dim, encrypted
-embedding, optional encrypted JPEG thumbnail, source, created). Embeddings and thumbnails are Fernet
-tokens made with the key file (keyfile.py), so the database file alone reveals no template. Every change
-is one transaction: an enrolment killed half-way leaves nothing behind. A gallery holds templates of one
-embedding model; mixing models is refused, because cosine scores across models mean nothing.
+Every change is one transaction: an enrolment killed half-way leaves nothing behind. A gallery holds
+templates of one embedding model; mixing models is refused, because cosine scores across models mean
+nothing. How the file is laid out and encrypted is store.py; the records it hands out are records.py.
 """
 from __future__ import annotations
 
 import logging
 import os
 import sqlite3
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet
 from numpy.typing import NDArray
 
 from vision_app.errors import GalleryError
 from vision_app.gallery.db import Database
-from vision_app.gallery.keyfile import key_id, load_or_create_key
+from vision_app.gallery.records import (PersonInfo, PersonRecord, TemplateLayout, TemplateRecord, TemplateRow,
+                                        check_embeddings, check_name, now_iso)
+from vision_app.gallery.store import open_store
 
 log = logging.getLogger(__name__)
-
-FORMAT = "vision-app-gallery"
-SCHEMA_VERSION = "1"
-_KEY_CHECK = b"vision-app gallery key check"
-MAX_NAME = 100
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS people (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS templates (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    model_name TEXT NOT NULL, model_version TEXT NOT NULL, dim INTEGER NOT NULL,
-    embedding BLOB NOT NULL, thumbnail BLOB, source TEXT NOT NULL DEFAULT '', created TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
-"""
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def default_gallery_path(configured: str = "") -> Path:
@@ -54,81 +32,6 @@ def default_gallery_path(configured: str = "") -> Path:
     from vision_app.models import user_data_dir
 
     return user_data_dir() / "gallery.db"
-
-
-def check_name(name: str) -> str:
-    """A person's name, stripped; raises GalleryError when empty, too long or with control characters."""
-    if not isinstance(name, str):
-        raise GalleryError(f"a person's name must be text, got {type(name).__name__}")
-    clean = name.strip()
-    if not clean or len(clean) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in clean):
-        raise GalleryError(f"bad name {name!r}: expected 1..{MAX_NAME} printable characters")
-    return clean
-
-
-def check_embeddings(embeddings: Any, what: str = "embeddings") -> NDArray[np.float32]:
-    """(N, D) finite, L2-normalised float rows → float32 array; anything else raises GalleryError."""
-    arr = np.asarray(embeddings)
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0 or arr.dtype.kind != "f":
-        raise GalleryError(f"{what}: expected an (N, D) float array with N >= 1, got "
-                           f"{arr.dtype} {arr.shape}")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise GalleryError(f"{what}: contains NaN or infinite values")
-    norms = np.linalg.norm(arr, axis=1)
-    if np.abs(norms - 1.0).max() > 1e-3:
-        raise GalleryError(f"{what}: rows must be L2-normalised (FaceEmbedder.embed output), found norms "
-                           f"{norms.min():.4f}..{norms.max():.4f}")
-    return arr
-
-
-@dataclass(frozen=True)
-class PersonInfo:
-    name: str
-    templates: int
-    created: str  # ISO 8601 UTC
-
-
-@dataclass(frozen=True)
-class TemplateRow:
-    """A template's public columns (no embedding): what the matcher needs to rebuild incrementally."""
-
-    id: int
-    name: str
-    model_name: str
-    model_version: str
-
-
-@dataclass(frozen=True)
-class TemplateLayout:
-    """ids (T,) int64 template ids and person_ids (T,) int64, grouped by person; names: person id →
-    name; models: the (model name, version) pairs present."""
-
-    ids: NDArray[np.int64]
-    person_ids: NDArray[np.int64]
-    names: dict[int, str]
-    models: set[tuple[str, str]]
-
-
-@dataclass
-class TemplateRecord:
-    """A decrypted template, for export/import. embedding: (D,) float32 L2-normalised."""
-
-    model_name: str
-    model_version: str
-    embedding: NDArray[np.float32]
-    thumbnail: bytes | None = None  # JPEG bytes
-    source: str = ""
-    created: str = ""
-
-
-@dataclass
-class PersonRecord:
-    name: str
-    created: str = ""
-    templates: list[TemplateRecord] = field(default_factory=list)
 
 
 class Gallery:
@@ -145,7 +48,7 @@ class Gallery:
         self.db = Database(self.path, "face gallery", busy_timeout_s=busy_timeout_s)
         self._writes = 0
         try:
-            self._fernet = self._open()
+            self._cipher = open_store(self.db, self.path, self.key_path)
         except BaseException:
             self.db.close()
             raise
@@ -155,67 +58,6 @@ class Gallery:
         """Open the gallery named by --db (path) or config face.gallery / face.gallery_key."""
         return cls(default_gallery_path(path or face_cfg.gallery), face_cfg.gallery_key or None,
                    busy_timeout_s=face_cfg.gallery_busy_timeout_s)
-
-    def _open(self) -> Fernet:
-        tables = {r[0] for r in self.db.query("SELECT name FROM sqlite_master WHERE type='table'")}
-        meta = dict(self.db.query("SELECT key, value FROM meta")) if "meta" in tables else {}
-        if tables and meta.get("format") != FORMAT:
-            raise GalleryError(f"{self.path} is an SQLite database but not a face gallery (tables: "
-                               f"{sorted(tables)}); choose another path")
-        if meta and meta.get("schema") != SCHEMA_VERSION:
-            raise GalleryError(f"{self.path}: gallery schema {meta.get('schema')!r} is not supported by this "
-                               f"version (expects {SCHEMA_VERSION}); update the app")
-        if not meta:
-            key = load_or_create_key(self.key_path, create=True)
-            fernet, kid = Fernet(key), key_id(key)
-
-            def init(conn: sqlite3.Connection) -> None:
-                for statement in _SCHEMA.split(";"):  # not executescript: it would commit mid-way
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
-                    ("format", FORMAT), ("schema", SCHEMA_VERSION), ("key_id", kid),
-                    ("key_check", fernet.encrypt(_KEY_CHECK).decode("ascii")), ("created", now_iso())])
-
-            self.db.write(init)
-            log.info("created face gallery %s (key %s)", self.path, self.key_path)
-            return fernet
-        if not self.key_path.exists():
-            raise GalleryError(f"the gallery {self.path} is encrypted with a key file that should be at "
-                               f"{self.key_path}, but that file is missing. Restore it from your backup or "
-                               f"point face.gallery_key to it; without it the templates cannot be read")
-        fernet = Fernet(load_or_create_key(self.key_path, create=False))
-        try:
-            ok = fernet.decrypt(meta.get("key_check", "").encode("ascii")) == _KEY_CHECK
-        except InvalidToken:
-            ok = False
-        if not ok:
-            raise GalleryError(f"the key file {self.key_path} does not belong to the gallery {self.path} "
-                               f"(it needs the key with id {meta.get('key_id')}); point face.gallery_key "
-                               f"to the right key file")
-        return fernet
-
-    # ---- encryption -------------------------------------------------------------------------------
-    def _encrypt_embedding(self, row: NDArray[np.float32]) -> bytes:
-        return self._fernet.encrypt(np.ascontiguousarray(row, "<f4").tobytes())
-
-    def _decrypt_embedding(self, token: bytes, dim: int, tid: int) -> NDArray[np.float32]:
-        try:
-            raw = self._fernet.decrypt(bytes(token))
-        except InvalidToken:
-            raise GalleryError(f"{self.path}: template {tid} cannot be decrypted with {self.key_path} "
-                               f"(damaged or written with another key)") from None
-        if len(raw) != 4 * dim:
-            raise GalleryError(f"{self.path}: template {tid} has {len(raw)} bytes, expected {4 * dim}")
-        return np.frombuffer(raw, "<f4").astype(np.float32)
-
-    def _decrypt_blob(self, token: bytes | None) -> bytes | None:
-        if token is None:
-            return None
-        try:
-            return self._fernet.decrypt(bytes(token))
-        except InvalidToken:
-            raise GalleryError(f"{self.path}: a thumbnail cannot be decrypted with {self.key_path}") from None
 
     # ---- reading ----------------------------------------------------------------------------------
     def people(self) -> list[PersonInfo]:
@@ -260,14 +102,14 @@ class Gallery:
             marks = ",".join("?" * len(chunk))
             for tid, dim, token in self.db.query(
                     f"SELECT id, dim, embedding FROM templates WHERE id IN ({marks})", tuple(chunk)):
-                out[int(tid)] = self._decrypt_embedding(token, int(dim), int(tid))
+                out[int(tid)] = self._cipher.decrypt_embedding(token, int(dim), int(tid))
         return out
 
     def thumbnails(self, name: str) -> list[bytes]:
         """The stored JPEG thumbnails of one person (decrypted), oldest first."""
         rows = self.db.query("SELECT t.thumbnail FROM templates t JOIN people p ON p.id = t.person_id "
                              "WHERE p.name = ? AND t.thumbnail IS NOT NULL ORDER BY t.id", (check_name(name),))
-        return [b for (tok,) in rows if (b := self._decrypt_blob(tok)) is not None]
+        return [b for (tok,) in rows if (b := self._cipher.decrypt_blob(tok)) is not None]
 
     def dump(self) -> list[PersonRecord]:
         """Everything, decrypted (for export)."""
@@ -278,7 +120,7 @@ class Gallery:
                 "SELECT id, person_id, model_name, model_version, dim, embedding, thumbnail, source, "
                 "created FROM templates ORDER BY id"):
             people[int(pid)].templates.append(TemplateRecord(
-                m, v, self._decrypt_embedding(emb, int(dim), int(tid)), self._decrypt_blob(thumb), src,
+                m, v, self._cipher.decrypt_embedding(emb, int(dim), int(tid)), self._cipher.decrypt_blob(thumb), src,
                 created))
         return list(people.values())
 
@@ -308,8 +150,8 @@ class Gallery:
 
     def _encrypt_rows(self, templates: Sequence[TemplateRecord]) -> list[tuple]:
         """Encrypt before the transaction, so the write lock is held only for the inserts."""
-        return [(t.model_name, t.model_version, int(t.embedding.shape[0]), self._encrypt_embedding(t.embedding),
-                 None if t.thumbnail is None else self._fernet.encrypt(bytes(t.thumbnail)), t.source,
+        return [(t.model_name, t.model_version, int(t.embedding.shape[0]), self._cipher.encrypt_embedding(t.embedding),
+                 None if t.thumbnail is None else self._cipher.encrypt_blob(t.thumbnail), t.source,
                  t.created or now_iso()) for t in templates]
 
     @staticmethod
@@ -401,7 +243,7 @@ class Gallery:
 
     @property
     def fernet(self) -> Fernet:
-        return self._fernet
+        return self._cipher.fernet
 
     def close(self) -> None:
         self.db.close()

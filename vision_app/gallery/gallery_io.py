@@ -20,9 +20,9 @@ import numpy as np
 from cryptography.fernet import Fernet, InvalidToken
 
 from vision_app.errors import GalleryError
-from vision_app.gallery.gallery import (Gallery, PersonRecord, TemplateRecord, check_embeddings,
-                                        check_name, now_iso)
+from vision_app.gallery.gallery import Gallery
 from vision_app.gallery.keyfile import SCRYPT_N, SCRYPT_P, SCRYPT_R, key_id, load_key, passphrase_key
+from vision_app.gallery.records import PersonRecord, TemplateRecord, check_embeddings, check_name, now_iso
 
 log = logging.getLogger(__name__)
 
