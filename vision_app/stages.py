@@ -27,7 +27,7 @@ TASKS: dict[str, str] = {
     "style": "vision_app.style:build_style_stage",
     "segment": "vision_app.segment:build_segment_stage",
     "detect": "vision_app.detect.stage:build_detect_stage",
-    "face": "vision_app.face.stage:build_face_stage",
+    "face": "vision_app.gallery.identify:build_face_stage",
 }
 
 

@@ -207,7 +207,7 @@ def test_face_stage_on_hostile_outputs_of_all_five_models(fuzz_counts, store, tm
     """The face stage end to end (detect, size/quality gates, align, embed, passive, mesh, tracking and
     liveness over frames, drawing), every model answering garbage."""
     from vision_app.config import load_config
-    from vision_app.face.stage import build_face_stage
+    from vision_app.gallery.identify import build_face_stage
     from vision_app.pipeline import Pipeline
 
     # small faces allowed: most fuzzed boxes then go on to alignment, embedding, liveness and the mesh

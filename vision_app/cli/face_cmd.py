@@ -48,12 +48,13 @@ def identify_faces(ctx: StageContext, image, db: str | None = None) -> list[dict
     """One dict per detected face (see the module docstring) for an (H, W, 3) uint8 BGR image."""
     from vision_app.face.align import align_face
     from vision_app.face.quality import QualityGates
-    from vision_app.face.stage import build_detector, build_embedder, open_matcher
+    from vision_app.face.stage import build_detector, build_embedder
     from vision_app.gallery.gallery import default_gallery_path
+    from vision_app.gallery.identify import open_matcher
 
     embedder = build_embedder(ctx)
     gallery, matcher = open_matcher(ctx, embedder, db)
-    if matcher is None:
+    if gallery is None or matcher is None:
         raise GalleryError(f"no gallery at {default_gallery_path(db or ctx.config.face.gallery)}; enrol "
                            f"people first (python main.py gallery enroll NAME IMG... --db PATH)")
     try:

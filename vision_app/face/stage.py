@@ -1,5 +1,7 @@
-"""The `face` pipeline stage: detect, align, quality, embed, identify, passive liveness, mesh (process),
-then track and accumulate blink / temporal / head-turn evidence per tracked face (finish).
+"""The `face` pipeline stage: per-frame face analysis (process) and per-track liveness evidence (finish).
+
+process: detect, align, quality, embed, identify, passive liveness, mesh; finish: track and accumulate
+blink / temporal / head-turn evidence per tracked face.
 
 `process` is independent per frame (safe on parallel workers, each with its own instance); `finish` runs
 in frame order on one instance and holds the tracker and the per-track liveness state. The result gets
@@ -7,13 +9,16 @@ in frame order on one instance and holds the tracker and the per-track liveness 
 `extras["face"]`: a tuple of FaceObservation for the access controller. Faces failing the size gate are
 reported but not analysed further; faces failing the other quality gates are not identified (a blurred
 or turned face gives unreliable similarities) but still feed liveness.
+
+Identification goes through the small Identifier protocol below; the gallery side implements it
+(vision_app.gallery.identify), so this package never imports the gallery.
 """
 from __future__ import annotations
 
 import logging
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +37,26 @@ from vision_app.types import Faces, FrameResult
 log = logging.getLogger(__name__)
 
 
+class IdentityMatch(Protocol):
+    """One face's answer from an Identifier."""
+
+    @property
+    def identity(self) -> str | None: ...      # accepted name, None = unknown
+    @property
+    def best(self) -> str | None: ...          # best candidate even below the threshold, None = none
+    @property
+    def similarity(self) -> float: ...         # its cosine similarity
+
+
+class Identifier(Protocol):
+    """Who are these faces? embeddings: (N, D) float32, L2-normalised (FaceEmbedder.embed output) →
+    one IdentityMatch per row. close() releases what it holds (the stage's close() calls it)."""
+
+    def identify(self, embeddings: NDArray[np.float32]) -> Sequence[IdentityMatch]: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _FaceFrame:
     """process → finish hand-over for one frame (never leaves the stage: finish replaces it)."""
@@ -48,16 +73,16 @@ class _FaceFrame:
 
 
 class FaceStage:
-    """Pipeline stage around the face components. matcher: the gallery's Matcher (identify(emb) ->
-    list of Match with identity/best/similarity/accepted), or None for no identification."""
+    """Pipeline stage around the face components. identifier: who the good-quality faces are (an
+    Identifier, e.g. the gallery's), or None for no identification."""
 
     name = "face"
 
     def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, passive: PassiveLiveness,
                  mesh: FaceMesh | None, gates: QualityGates, liveness: LivenessParams,
-                 tracker: TrackerParams, matcher: Any | None = None, gallery: Any | None = None) -> None:
+                 tracker: TrackerParams, identifier: Identifier | None = None) -> None:
         self.detector, self.embedder, self.passive, self.mesh = detector, embedder, passive, mesh
-        self.gates, self.liveness_params, self.matcher, self._gallery = gates, liveness, matcher, gallery
+        self.gates, self.liveness_params, self.identifier = gates, liveness, identifier
         self.tracker = ByteTracker(tracker)
         self._tracks: dict[int, TrackLiveness] = {}
         self._last_seen: dict[int, int] = {}
@@ -88,8 +113,8 @@ class FaceStage:
         embeddings: list[NDArray[np.float32] | None] = [None] * n
         for k, i in enumerate(good):
             embeddings[i] = emb[k]
-        if self.matcher is not None and good:
-            for i, m in zip(good, self.matcher.identify(emb)):
+        if self.identifier is not None and good:
+            for i, m in zip(good, self.identifier.identify(emb)):
                 names[i], best[i], sim[i] = m.identity, m.best or "", m.similarity
         analysed = [i for i in range(n) if sized[i]]
         p_score = np.full(n, np.nan, np.float32)
@@ -100,8 +125,9 @@ class FaceStage:
                   for i in range(n)]
         data = _FaceFrame(faces, tuple(quality), tuple(names), tuple(best), sim, p_score, tuple(p_live),
                           tuple(meshes), tuple(embeddings))
-        faces = replace(faces, identity=tuple(x or "" for x in names) if self.matcher is not None else None,
-                        match_score=sim if self.matcher is not None else None, liveness=p_score)
+        identifying = self.identifier is not None
+        faces = replace(faces, identity=tuple(x or "" for x in names) if identifying else None,
+                        match_score=sim if identifying else None, liveness=p_score)
         return replace(result, faces=faces, extras={**result.extras, FACE_EXTRAS_KEY: data})
 
     # -- in frame order (one instance) ---------------------------------------------------------------
@@ -150,22 +176,8 @@ class FaceStage:
         self._last_seen.clear()
 
     def close(self) -> None:
-        if self._gallery is not None:
-            self._gallery.close()
-
-
-def open_matcher(ctx: Any, embedder: FaceEmbedder, db_path: str | None = None) -> tuple[Any, Any]:
-    """(Gallery, Matcher) for config face.gallery (or db_path), or (None, None) when no gallery file
-    exists there — the stage never creates an empty gallery as a side effect."""
-    from vision_app.gallery.gallery import Gallery, default_gallery_path
-    from vision_app.gallery.matcher import Matcher
-
-    cfg = ctx.config.face
-    path = default_gallery_path(db_path or cfg.gallery)
-    if not path.is_file():
-        return None, None
-    gallery = Gallery.from_config(cfg, str(path))
-    return gallery, Matcher.for_embedder(gallery, embedder, cfg.match_threshold)
+        if self.identifier is not None:
+            self.identifier.close()
 
 
 def build_detector(ctx: Any) -> FaceDetector:
@@ -195,8 +207,10 @@ def build_mesh(ctx: Any) -> FaceMesh | None:
     return FaceMesh(ctx.engine(name), float(ctx.models.entry(name).preprocess.get("crop_scale", 1.5)))
 
 
-def build_face_stage(ctx: Any) -> FaceStage:
-    """Stage for ctx.config.face on ctx's backend, identifying against the configured gallery if any."""
+def build_face_stage(ctx: Any, identify: Callable[[FaceEmbedder], Identifier | None] | None = None) -> FaceStage:
+    """Stage for ctx.config.face on ctx's backend. identify: given the stage's embedder, the Identifier
+    to use (or None: faces are not identified); the `face` task passes the gallery's
+    (vision_app.gallery.identify.build_face_stage)."""
     from vision_app.errors import ConfigError
 
     if ctx.models is None:
@@ -204,14 +218,11 @@ def build_face_stage(ctx: Any) -> FaceStage:
     cfg = ctx.config.face
     detector, embedder = build_detector(ctx), build_embedder(ctx)
     passive, mesh = build_passive(ctx), build_mesh(ctx)
-    gallery, matcher = open_matcher(ctx, embedder)
-    if matcher is None:
-        log.info("face: no gallery at %s; faces are detected and checked for liveness but not identified "
-                 "(enrol people with 'python main.py gallery enroll')", cfg.gallery or "<user data>/gallery.db")
+    identifier = identify(embedder) if identify is not None else None
     tracker = TrackerParams(high_score=cfg.detect_score, low_score=cfg.detect_score, new_score=cfg.detect_score,
                             match_iou=cfg.track_iou, low_match_iou=cfg.track_iou,
                             buffer_frames=cfg.track_buffer_frames)
     log.info("face stage: %s + %s, passive %s, mesh %s, gallery %s", cfg.detector, cfg.embedder,
-             "+".join(cfg.passive_models), cfg.mesh_model or "off", "on" if matcher else "none")
+             "+".join(cfg.passive_models), cfg.mesh_model or "off", "on" if identifier else "none")
     return FaceStage(detector, embedder, passive, mesh, QualityGates.from_config(cfg),
-                     LivenessParams.from_config(cfg), tracker, matcher, gallery)
+                     LivenessParams.from_config(cfg), tracker, identifier)
