@@ -176,31 +176,63 @@ def strongly_typed_only(trt: Any) -> bool:
     return not hasattr(trt.BuilderFlag, "FP16")
 
 
-def _load_timing_cache(config: Any, path: Path | None) -> Any:
+def _load_timing_cache(config: Any, path: Path) -> Any:
+    """Attach the timing cache at `path` to `config` and return it; None when none could be attached.
+
+    A file TensorRT cannot read (create_timing_cache raises, or returns None as TensorRT 10/11 do for a
+    bad blob) is removed and replaced by an empty cache, which the finished build saves over it. A build
+    never fails because of its timing cache: without one it only takes longer."""
     data = b""
-    if path is not None and path.is_file():
+    if path.is_file():
         try:
             data = path.read_bytes()
         except OSError as exc:
             log.warning("cannot read timing cache %s (%s); starting an empty one", path, exc)
-    try:
-        cache = config.create_timing_cache(data)
-    except Exception as exc:  # a corrupt cache file: TensorRT raises a RuntimeError-like error
-        log.warning("timing cache %s is unusable (%s); starting an empty one", path, exc)
-        cache = config.create_timing_cache(b"")
-    config.set_timing_cache(cache, True)  # ignore_mismatch: another GPU's entries are just not used
+    cache = None
+    if data:
+        why = "TensorRT could not read it"
+        try:
+            cache = config.create_timing_cache(data)
+        except Exception as exc:  # some versions raise a RuntimeError-like error instead of returning None
+            why = str(exc)
+        if cache is None:
+            log.warning("timing cache %s is unusable (%s); replacing it with an empty one", path, why)
+            _remove_bad_timing_cache(path)
+            data = b""
+    if cache is None:
+        try:
+            cache = config.create_timing_cache(b"")
+        except Exception as exc:
+            log.warning("TensorRT could not create an empty timing cache (%s); building without one", exc)
+            return None
+        if cache is None:
+            log.warning("TensorRT could not create an empty timing cache; building without one")
+            return None
+    if config.set_timing_cache(cache, True) is False:  # ignore_mismatch: another GPU's entries are just not used
+        log.warning("TensorRT refused the timing cache %s; building without one", path)
+        return None
     if data:
         log.info("reusing timing cache %s (%d KiB)", path, len(data) // 1024)
     return cache
+
+
+def _remove_bad_timing_cache(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not remove the unusable timing cache %s (%s); the build writes over it", path, exc)
 
 
 def _save_timing_cache(config: Any, path: Path) -> None:
     from engines.trt_cache import atomic_write
 
     try:
-        blob = bytes(memoryview(config.get_timing_cache().serialize()))
-        atomic_write(path, blob)
-    except (OSError, RuntimeError) as exc:
+        cache = config.get_timing_cache()
+        if cache is None:
+            log.warning("TensorRT returned no timing cache after the build; %s is not updated", path)
+            return
+        atomic_write(path, bytes(memoryview(cache.serialize())))
+    except (OSError, RuntimeError, TypeError) as exc:
         log.warning("could not save timing cache %s: %s", path, exc)
 
 
@@ -237,8 +269,7 @@ def build_plan(onnx_path: str | Path, *, model: str, precision: str, profiles: t
             for p in profiles:
                 profile.set_shape(p.name, p.min, p.opt, p.max)
             config.add_optimization_profile(profile)
-        if timing_cache is not None:
-            _load_timing_cache(config, timing_cache)
+        cache = _load_timing_cache(config, timing_cache) if timing_cache is not None else None
         monitor = _make_monitor(trt, progress) if hasattr(trt, "IProgressMonitor") else None
         if monitor is not None:  # the local reference keeps it alive for the whole build
             config.progress_monitor = monitor
@@ -255,7 +286,7 @@ def build_plan(onnx_path: str | Path, *, model: str, precision: str, profiles: t
             why = "cancelled" if progress.cancel.is_set() else "see the TensorRT errors logged above"
             raise EngineError(f"{model}: TensorRT {trt.__version__} failed to build an engine ({why}); "
                               f"use --backend onnxruntime for this model")
-        if timing_cache is not None:
+        if timing_cache is not None and cache is not None:
             _save_timing_cache(config, timing_cache)
     blob = bytes(memoryview(plan))
     progress.done(time.monotonic() - t0)
