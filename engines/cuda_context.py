@@ -102,7 +102,10 @@ class PinnedBuffer:
 
     Grows only: `ensure(shape)` reallocates when the new shape needs more bytes than held and returns
     True (the caller then tells TensorRT the new address); otherwise the same memory is reused. `host`
-    is a C-contiguous view of the current shape. Call with the owning context current.
+    is a C-contiguous view of the current shape, valid until the next growing `ensure()` or `free()`:
+    copy what must outlive them. Call every method with the owning context current (`gpu.active()`), on
+    any thread: `free()` releases both allocations right there instead of leaving them to the garbage
+    collector, which may run on a thread where pycuda cannot make the context current and then leaks them.
     """
 
     def __init__(self, cuda: Any, dtype: DTypeLike, name: str = "") -> None:
@@ -148,8 +151,34 @@ class PinnedBuffer:
         self.cuda.memcpy_dtoh_async(self.host, self.device, stream)
 
     def free(self) -> None:
-        if self.device is not None:
-            self.device.free()
-            self.device = None
-        self._host_flat = None
+        """Release the device memory and the page-locked host memory now (idempotent). Synchronize the
+        stream that last used them first."""
+        self.host = np.empty(0, self.dtype)  # drop our views of the page-locked memory before it goes
+        self.shape = ()
+        flat, self._host_flat = self._host_flat, None
+        device, self.device = self.device, None
         self.capacity = 0
+        if device is not None:
+            device.free()
+        if flat is not None:
+            allocation = flat.base  # pycuda's PagelockedHostAllocation behind the array
+            del flat
+            if allocation is not None and hasattr(allocation, "free"):
+                allocation.free()
+
+
+def release_stream(owner: Any, attr: str = "stream") -> None:
+    """Synchronize and destroy the pycuda Stream held in `owner.<attr>`, with the context current.
+
+    pycuda has no call that destroys a stream: cuStreamDestroy runs when the Stream object is collected.
+    Dropping the last reference here, inside `gpu.active()`, makes that happen now, on this thread, in
+    the right context, instead of later on whatever thread the garbage collector runs (where pycuda
+    cannot activate the context and leaks the stream). Idempotent."""
+    stream = getattr(owner, attr, None)
+    if stream is None:
+        return
+    setattr(owner, attr, None)
+    try:
+        stream.synchronize()
+    finally:
+        del stream  # the last reference: cuStreamDestroy runs here

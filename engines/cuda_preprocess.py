@@ -13,22 +13,19 @@ builds of OpenCV; a build without SIMD rounds the vertical pass exactly, which i
 The per-pixel arithmetic is plain C shared by the CUDA kernel and a CPU build (PIXEL_SOURCE with the
 PP_* macros), so the tests can check the very same code with gcc where there is no GPU. The kernel is
 compiled with pycuda's SourceModule when nvcc is on PATH, else with NVRTC (libnvrtc, shipped with the
-CUDA toolkit and with the nvidia-cuda-nvrtc wheels), and loaded with pycuda.
+CUDA toolkit and with the nvidia-cuda-nvrtc wheels; engines/cuda_compile.py), once per device, and loaded
+with pycuda.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import glob
 import logging
-import os
-import shutil
-import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
+from engines.cuda_compile import compile_module
 from vision_app.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -171,85 +168,28 @@ def kernel_args(spec: PreprocessSpec, g: Geometry) -> list[Any]:
             *(np.float32(a) for a in spec.alpha), *(np.float32(b) for b in spec.beta)]
 
 
-# ---- compilation -------------------------------------------------------------------------------
-
-def find_nvrtc() -> str | None:
-    """Path of libnvrtc: the CUDA toolkit, the dynamic loader's path, or an nvidia-*-nvrtc wheel."""
-    candidates = []
-    for root in filter(None, [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]):
-        candidates += sorted(glob.glob(os.path.join(root, "lib64", "libnvrtc.so*")))
-    for site in sys.path:
-        candidates += sorted(glob.glob(os.path.join(site, "nvidia", "*", "lib", "libnvrtc.so*")))
-        candidates += sorted(glob.glob(os.path.join(site, "nvidia", "cu*", "lib", "libnvrtc.so*")))
-    found = ctypes.util.find_library("nvrtc")
-    if found:
-        candidates.append(found)
-    real = [c for c in candidates if "builtins" not in os.path.basename(c) and "alt" not in os.path.basename(c)]
-    return real[0] if real else None
-
-
-def nvrtc_ptx(source: str, arch: str, lib: str | None = None) -> bytes:
-    """Compile CUDA C source to PTX with NVRTC (no GPU needed). arch: 'compute_90'."""
-    path = lib or find_nvrtc()
-    if not path:
-        raise EngineError("neither nvcc nor libnvrtc was found, so the preprocessing kernel cannot be "
-                          "compiled; install the CUDA toolkit or 'pip install nvidia-cuda-nvrtc'")
-    nv = ctypes.CDLL(path)
-    prog = ctypes.c_void_p()
-    _nvrtc_check(nv, nv.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"preprocess.cu", 0, None, None),
-                 "create")
-    try:
-        opts = [f"--gpu-architecture={arch}".encode()]
-        arr = (ctypes.c_char_p * len(opts))(*opts)
-        rc = nv.nvrtcCompileProgram(prog, len(opts), arr)
-        if rc != 0:
-            size = ctypes.c_size_t()
-            nv.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
-            buf = ctypes.create_string_buffer(size.value)
-            nv.nvrtcGetProgramLog(prog, buf)
-            raise EngineError(f"NVRTC could not compile the preprocessing kernel: {buf.value.decode(errors='replace')}")
-        size = ctypes.c_size_t()
-        _nvrtc_check(nv, nv.nvrtcGetPTXSize(prog, ctypes.byref(size)), "ptx size")
-        buf = ctypes.create_string_buffer(size.value)
-        _nvrtc_check(nv, nv.nvrtcGetPTX(prog, buf), "ptx")
-        return buf.raw
-    finally:
-        nv.nvrtcDestroyProgram(ctypes.byref(prog))
-
-
-def _nvrtc_check(nv: Any, rc: int, what: str) -> None:
-    if rc != 0:
-        nv.nvrtcGetErrorString.restype = ctypes.c_char_p
-        raise EngineError(f"NVRTC {what} failed: {nv.nvrtcGetErrorString(rc).decode()}")
-
+# ---- compilation (engines/cuda_compile.py) and the per-device kernel ------------------------------
 
 _kernels: dict[int, Any] = {}
 _modules: dict[int, Any] = {}
+_kernel_lock = threading.Lock()
 
 
 def load_kernel(gpu: Any) -> Any:
     """The prepared bgr_to_nchw function for `gpu` (an engines.cuda_context.GpuContext); compiled once
-    per device. Call with the context current."""
+    per device, also when several workers build their preprocessors at the same moment (the others
+    wait for the first one's compilation). Call with the context current."""
     fn = _kernels.get(gpu.device)
     if fn is not None:
         return fn
-    cuda = gpu.cuda
-    try:
-        if shutil.which("nvcc"):
-            from pycuda.compiler import SourceModule
-
-            module = SourceModule(KERNEL_SOURCE, no_extern_c=True, options=["-O3"])
-        else:
-            arch = "compute_" + gpu.info.compute_capability.replace(".", "")
-            module = cuda.module_from_buffer(nvrtc_ptx(KERNEL_SOURCE, arch))
-    except (cuda.Error, OSError) as exc:
-        raise EngineError(f"the preprocessing kernel could not be built or loaded: {exc}") from exc
-    except Exception as exc:  # pycuda.driver.CompileError is not a cuda.Error
-        raise EngineError(f"the preprocessing kernel could not be compiled: {exc}") from exc
-    fn = module.get_function(KERNEL_NAME)
-    fn.prepare(ARG_FORMAT)
-    _modules[gpu.device] = module  # a function is only valid while its module is loaded
-    _kernels[gpu.device] = fn
+    with _kernel_lock:
+        fn = _kernels.get(gpu.device)
+        if fn is None:
+            module = compile_module(gpu, KERNEL_SOURCE, "preprocessing kernel")
+            fn = module.get_function(KERNEL_NAME)
+            fn.prepare(ARG_FORMAT)
+            _modules[gpu.device] = module  # a function is only valid while its module is loaded
+            _kernels[gpu.device] = fn
     return fn
 
 
@@ -307,7 +247,9 @@ class GpuImageToTensor:
             self._out = PinnedBuffer(gpu.cuda, np.float32, "input")
             self._tables = _Tables(gpu.cuda)
 
-    def run(self, frame: np.ndarray, copy_back: bool = True) -> np.ndarray:
+    def run(self, frame: np.ndarray, copy_back: bool = True) -> np.ndarray | None:
+        """The model input for `frame` as a new host array; with copy_back=False the input stays on the
+        device (what the TensorRT pipeline pays for) and None is returned."""
         w, h = _check_frame(frame)
         g = geometry(self.spec, w, h)
         with self.gpu.active():
@@ -320,10 +262,15 @@ class GpuImageToTensor:
             if copy_back:
                 self._out.to_host(self.stream)
             self.stream.synchronize()
-        return self._out.host.copy() if copy_back else self._out.host
+        return self._out.host.copy() if copy_back else None
 
     def close(self) -> None:
+        """Release the stream (after it has finished), the pinned and device buffers and the tables now,
+        inside the context; idempotent."""
+        from engines.cuda_context import release_stream
+
         with self.gpu.active():
+            release_stream(self)
             self._frame.free()
             self._out.free()
             self._tables.free()
@@ -369,6 +316,12 @@ class GpuPreprocessor:
         return outputs, BoxMap(g.new_w / w, g.new_h / h, float(g.off_x), float(g.off_y), w, h)
 
     def close(self) -> None:
-        with self.engine.gpu.active():
+        """Release the frame buffer and the tables now, inside the context (the stream is the engine's,
+        released by its close()); idempotent."""
+        gpu = self.engine.gpu
+        with gpu.active():
+            stream = self.engine.stream
+            if stream is not None:  # the last kernel may still read the frame buffer
+                stream.synchronize()
             self._frame.free()
             self._tables.free()

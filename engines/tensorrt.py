@@ -249,12 +249,14 @@ class TensorRTEngine(EngineBase):
         if self._closed:
             return
         self._closed = True
-        with self._gpu.active():
-            self._stream.synchronize()
+        from engines.cuda_context import release_stream
+
+        with self._gpu.active():  # everything CUDA goes now, on this thread, in the context
+            release_stream(self, "_stream")  # waits for the last inference first
             for buf in self._io.values():
                 buf.free()
             self._context = None
-            self._shared = None  # type: ignore[assignment]
+            self._shared = None  # type: ignore[assignment]  # the last clone closed destroys the engine
 
     def __del__(self) -> None:
         self._context = None  # an execution context must go before the engine it was created from

@@ -115,3 +115,18 @@ def test_cuda_source_compiles_with_nvcc(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert ".entry bgr_to_nchw" in (tmp_path / "k.ptx").read_text()
+
+
+def test_cuda_source_compiles_with_nvrtc() -> None:
+    """The NVRTC fallback's compile step (no GPU needed), where libnvrtc exists (a CUDA toolkit or the
+    nvidia-cuda-nvrtc wheel); the kernel it builds runs on a GPU in test_gpu.py."""
+    from engines.cuda_compile import find_nvrtc, nvrtc_ptx
+    from vision_app.errors import EngineError
+
+    lib = find_nvrtc()
+    if lib is None:
+        pytest.skip("no libnvrtc here (CUDA toolkit lib64, the loader's path or an nvidia-*-nvrtc wheel)")
+    ptx = nvrtc_ptx(KERNEL_SOURCE, "compute_75", lib)
+    assert b".entry bgr_to_nchw" in ptx and ptx.endswith(b"\0")  # NUL-terminated, as cuModuleLoadData wants
+    with pytest.raises(EngineError, match=r"could not compile the kernel: .*error"):
+        nvrtc_ptx("this is not CUDA C", "compute_75", lib)
