@@ -165,14 +165,18 @@ check() {
     echo "  nvcc: $(command -v nvcc >/dev/null && nvcc --version | tail -2 | head -1 || echo 'not on PATH')"
     echo "  models: $VISION_APP_MODELS; media: $VISION_APP_SHARED/media; writes under $WORK"
     "$PY" - <<'PY'
-import importlib
-for name, mod in (("numpy", "numpy"), ("opencv", "cv2"), ("onnxruntime", "onnxruntime"), ("torch", "torch"),
-                  ("cupy", "cupy"), ("cuda-python", "cuda.bindings"), ("tensorrt", "tensorrt")):
-    try:
-        m = importlib.import_module(mod)
-        print(f"  {name}: {getattr(m, '__version__', 'importable')}")
-    except Exception as exc:
-        print(f"  {name}: not importable ({type(exc).__name__}: {exc})")
+from importlib import metadata  # versions without importing anything (no CUDA initialised here)
+for label, dists in (("numpy", ["numpy"]), ("opencv", ["opencv-python-headless", "opencv-python"]),
+                     ("onnxruntime", ["onnxruntime", "onnxruntime-gpu"]), ("torch", ["torch"]),
+                     ("cupy", ["cupy-cuda13x", "cupy-cuda12x", "cupy"]), ("cuda-python", ["cuda-bindings", "cuda-python"]),
+                     ("tensorrt", ["tensorrt", "tensorrt-cu13", "tensorrt-cu12"])):
+    found = []
+    for d in dists:
+        try:
+            found.append(f"{d} {metadata.version(d)}")
+        except metadata.PackageNotFoundError:
+            pass
+    print(f"  {label}: {', '.join(found) or 'not installed'}")
 PY
     if ! "$PY" -c "import numpy, cv2, onnx, onnxruntime, pytest" 2>/dev/null; then
         echo "  the app's own dependencies are missing: pip install -e \".[dev]\" (needs a package index)"
