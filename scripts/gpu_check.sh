@@ -3,7 +3,7 @@
 # they come in two steps:
 #
 #   bash scripts/gpu_check.sh --stage   # here, beside ../shared: copies the pycuda wheels and the few models
-#                                       # and media the checks use into .gpu-stage/ (git-ignored, ~19 MiB)
+#                                       # and media the checks use into .gpu-stage/ (git-ignored, ~18 MiB)
 #                                       # and checks that it and the tracked files stay under 64 MiB
 #   bash scripts/gpu_check.sh           # on the GPU machine, in the copied checkout with .gpu-stage/
 #
@@ -13,8 +13,8 @@
 # CPU preprocessing, pinned buffers and streams released, two threads with their own context activation,
 # the NVRTC fallback, the CUDA runtime sharing pycuda's primary context; their figures print under "GPU
 # check report"), the tensorrt tests (test_gpu_tensorrt.py; they skip where TensorRT is absent: reported,
-# not failed), the
-# CPU-side TensorRT / kernel tests and the preprocessing benchmark, and ends with one summary line.
+# not failed), the CPU-side TensorRT / kernel tests and the preprocessing benchmark, and ends with one
+# summary line. GPU_CHECK_BUDGET (default 270 s) bounds the whole check; PYTHON picks the interpreter.
 # Everything it writes goes to a temporary folder (pytest cache off, no bytecode, caches redirected), the
 # full log also to $OUT/gpu_check.log when $OUT is set.
 # Exit status 1 when a test fails, or, where nvidia-smi sees a GPU, when pycuda does not import, any gpu
