@@ -334,11 +334,7 @@ class Session:
         ctx = self.context
         if ctx is None or ctx.backend == "none":
             return "no engine (passthrough)"
-        providers: list[str] = []
-        for eng in ctx.engines:
-            for p in getattr(eng, "providers", []) or []:
-                if p not in providers:
-                    providers.append(p)
+        providers = ctx.providers()
         text = ctx.backend + (f" [{', '.join(providers)}]" if providers else "")
         return f"{text} — {ctx.backend_reason}" if ctx.backend_reason else text
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from vision_app.errors import ConfigError
+from vision_app.monitoring.config import MetricsConfig, MonitoringConfig, MqttConfig, monitoring_checks
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.toml")
 
@@ -182,6 +183,9 @@ class AppConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     style: StyleConfig = field(default_factory=StyleConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def _type_ok(value: Any, tp: Any) -> bool:
@@ -202,6 +206,14 @@ def _type_ok(value: Any, tp: Any) -> bool:
     return isinstance(value, tp)
 
 
+def _table_list_item(tp: Any) -> Any:
+    """The dataclass X when tp is list[X], else None."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is list and len(args) == 1 and dataclasses.is_dataclass(args[0]):
+        return args[0]
+    return None
+
+
 def _apply(obj: Any, table: Mapping[str, Any], where: str) -> None:
     hints = typing.get_type_hints(type(obj))
     names = {f.name for f in dataclasses.fields(obj)}
@@ -214,6 +226,17 @@ def _apply(obj: Any, table: Mapping[str, Any], where: str) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"config key '{path}' must be a table [{path}], got {value!r}")
             _apply(current, value, path)
+            continue
+        item = _table_list_item(hints[key])
+        if item is not None:  # a list of tables ([[monitoring.sources]]): each one checked like a section
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ConfigError(f"config key '{path}' must be a list of tables [[{path}]], got {value!r}")
+            built = []
+            for i, v in enumerate(value):
+                entry = item()
+                _apply(entry, v, f"{path}[{i}]")
+                built.append(entry)
+            setattr(obj, key, built)
             continue
         if not _type_ok(value, hints[key]):
             raise ConfigError(f"config key '{path}' has a bad value {value!r}: expected "
@@ -322,6 +345,9 @@ def validate(cfg: AppConfig) -> None:
             section, name = key.split(".")
             raise ConfigError(f"config key '{key}' has a bad value {getattr(getattr(cfg, section), name)!r}: "
                               f"expected {expected}")
+    for key, value, ok, expected in monitoring_checks(cfg.monitoring, cfg.mqtt, cfg.metrics):
+        if not ok:
+            raise ConfigError(f"config key '{key}' has a bad value {value!r}: expected {expected}")
 
 
 def default_toml() -> str:

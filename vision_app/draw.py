@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -99,3 +100,28 @@ def render_result(result: FrameResult, face_details: bool = True) -> FrameResult
     if result.faces is not None:
         draw_faces(img, result.faces, face_details)
     return replace(result, image=img)
+
+
+ZONE_COLOR = (255, 200, 0)   # BGR: light blue outline for polygon zones
+LINE_COLOR = (0, 220, 255)   # BGR: yellow for counting lines
+
+
+def draw_zones(img: NDArray[np.uint8], polygons: Iterable[tuple[str, NDArray[np.int32], int]],
+               lines: Iterable[tuple[str, NDArray[np.float64], NDArray[np.float64], int, int]]) -> NDArray[np.uint8]:
+    """Zones drawn in place on img (BGR uint8, source pixels): each polygon's outline with 'name: objects
+    inside', each counting line with its end points and 'name in N out M'."""
+    thick = max(1, round(min(img.shape[:2]) / 300))
+    for name, points, inside in polygons:
+        cv2.polylines(img, [points.reshape(-1, 1, 2)], True, ZONE_COLOR, thick, cv2.LINE_AA)
+        top = points[np.argmin(points[:, 1])]
+        _label(img, f"{name}: {inside}", int(top[0]), int(top[1]), ZONE_COLOR)
+    for name, start, end, n_in, n_out in lines:
+        a, b = _px(*start), _px(*end)
+        if a is None or b is None:
+            continue
+        cv2.line(img, a[:2], b[:2], LINE_COLOR, thick + 1, cv2.LINE_AA)
+        for p in (a, b):
+            cv2.circle(img, p[:2], thick + 3, LINE_COLOR, -1, cv2.LINE_AA)
+        mid = ((a[0] + b[0]) // 2, (a[1] + b[1]) // 2)
+        _label(img, f"{name} in {n_in} out {n_out}", mid[0], mid[1], LINE_COLOR)
+    return img

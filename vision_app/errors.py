@@ -32,3 +32,7 @@ class GalleryError(VisionAppError):
 
 class DecodeError(VisionAppError):
     """Raw model outputs do not have the layout a decoder expects."""
+
+
+class MonitoringError(VisionAppError):
+    """An MQTT broker or the metrics endpoint cannot be reached, refuses us, or cannot be set up."""

@@ -202,8 +202,12 @@ class Runner(threading.Thread):
 
     def __init__(self, slot: LatestSlot[Frame], pipeline: Pipeline, sinks: Iterable[Sink] = (),
                  on_status: StatusCallback | None = None, name: str = "runner",
-                 extra_pipelines: Iterable[Pipeline] = ()) -> None:
+                 extra_pipelines: Iterable[Pipeline] = (),
+                 post: Callable[[FrameResult], FrameResult] | None = None) -> None:
+        """post: an in-order step of this source between the pipeline and the sinks (zones and events,
+        vision_app.monitoring); it runs before the stats, so its time shows as a stage."""
         super().__init__(name=name, daemon=True)
+        self.post = post
         self.slot = slot
         self.pipeline = pipeline
         self.pipelines = [pipeline, *extra_pipelines]
@@ -231,6 +235,8 @@ class Runner(threading.Thread):
             log.exception("status callback failed")
 
     def _deliver(self, result: FrameResult) -> None:
+        if self.post is not None:
+            result = self.post(result)
         self.stats.add(result)
         for sink in list(self.sinks):
             try:
@@ -337,7 +343,8 @@ class LiveRun:
     def __init__(self, source: FrameSource, pipeline: Pipeline, sinks: Iterable[Sink] = (), *,
                  mode: str = "offline", max_frames: int = 0, on_status: StatusCallback | None = None,
                  reconnect: tuple[float, float, int] = (0.5, 10.0, 0),
-                 extra_pipelines: Iterable[Pipeline] = ()) -> None:
+                 extra_pipelines: Iterable[Pipeline] = (),
+                 post: Callable[[FrameResult], FrameResult] | None = None) -> None:
         self.source = source
         self.pipeline = pipeline
         self.slot: LatestSlot[Frame] = LatestSlot(drop=source.live or mode == "paced")
@@ -345,7 +352,7 @@ class LiveRun:
                                      reconnect_initial_s=reconnect[0], reconnect_max_s=reconnect[1],
                                      reconnect_attempts=reconnect[2], on_status=on_status)
         self.runner = Runner(self.slot, pipeline, sinks, on_status=on_status,
-                             name=f"runner[{source.source_id}]", extra_pipelines=extra_pipelines)
+                             name=f"runner[{source.source_id}]", extra_pipelines=extra_pipelines, post=post)
 
     def start(self) -> "LiveRun":
         self.runner.start()
@@ -365,6 +372,11 @@ class LiveRun:
         self.capture.join(max(0.0, deadline - time.monotonic()))
         self.runner.join(max(0.0, deadline - time.monotonic()))
         return not (self.capture.is_alive() or self.runner.is_alive())
+
+    def counters(self) -> dict[str, int]:
+        """Frames read, processed and dropped so far (the metrics endpoint reads these when scraped)."""
+        return {"read": self.capture.stats.read, "processed": self.runner.stats.processed,
+                "dropped": self.slot.dropped}
 
     def summary(self) -> dict[str, Any]:
         return self.runner.stats.summary(

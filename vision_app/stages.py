@@ -58,6 +58,15 @@ class StageContext:
                               f"{', '.join(self.models.names(task))}")
         return entry
 
+    def providers(self) -> list[str]:
+        """The execution providers of the loaded engines, in order, without repeats (ONNX Runtime)."""
+        out: list[str] = []
+        for eng in self.engines:
+            for p in getattr(eng, "providers", []) or []:
+                if p not in out:
+                    out.append(p)
+        return out
+
     def engine(self, model_name: str, **options: Any) -> Any:
         """Load a manifest model (checksum verified) with the context's backend."""
         if self.models is None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vision_app.config import AppConfig, load_config
 from vision_app.models import ModelStore
+
+if TYPE_CHECKING:
+    from vision_app.monitoring.hub import Monitoring
 
 
 def app_config(args: argparse.Namespace, **overrides: Any) -> AppConfig:
@@ -17,6 +20,22 @@ def app_config(args: argparse.Namespace, **overrides: Any) -> AppConfig:
     if getattr(args, "providers", None):  # ONNX Runtime execution providers, in order of preference
         overrides["engine.providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
     return load_config(getattr(args, "config", None), overrides)
+
+
+def add_monitoring_options(p: argparse.ArgumentParser) -> None:
+    """--mqtt and --metrics-port (run, verify and the windows)."""
+    p.add_argument("--mqtt", metavar="URL", help="publish events to this MQTT broker: mqtt://[user:password@]"
+                   "host[:port] or mqtts://... (default: config mqtt.url; README: topics and payloads)")
+    p.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus metrics on this port "
+                   "(default: config metrics.port; 0 = off)")
+
+
+def start_monitoring(args: argparse.Namespace, cfg: AppConfig) -> "Monitoring":
+    """MQTT and metrics from --mqtt / --metrics-port or the config; connects now, so a bad URL, an
+    unreachable broker, a refused login or a busy port is an error before anything else starts."""
+    from vision_app.monitoring.hub import Monitoring
+
+    return Monitoring.start(cfg, getattr(args, "mqtt", None), getattr(args, "metrics_port", None))
 
 
 def model_store(args: argparse.Namespace) -> ModelStore:

@@ -8,11 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from vision_app.cli.common import Progress, app_config, model_store
-from vision_app.config import CaptureConfig
+from vision_app.cli.common import Progress, add_monitoring_options, app_config, model_store, start_monitoring
+from vision_app.config import AppConfig, CaptureConfig
 from vision_app.errors import SourceError
+from vision_app.models import ModelStore
+from vision_app.monitoring.hub import Monitoring, detector_classes
 from vision_app.pipeline import Pipeline
-from vision_app.runner import LiveRun, VideoWriterSink
+from vision_app.runner import LiveRun, Sink, VideoWriterSink
 from vision_app.sources import FrameSource, open_source
 from vision_app.stages import StageContext, build_pipeline, parse_tasks
 
@@ -44,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strength", type=float, help="style strength 0..1")
     p.add_argument("--workers", type=int, help="whole-frame workers, each with its own model sessions "
                    "(throughput mode; output order is kept). Default from config engine.workers")
+    add_monitoring_options(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
@@ -74,14 +77,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     tasks = parse_tasks(args.tasks)
     needs_models = any(t != "passthrough" for t in tasks)
     store = model_store(args) if needs_models else None
+    monitoring = start_monitoring(args, cfg)
+    try:
+        return _run(args, cfg, tasks, store, monitoring)
+    finally:
+        monitoring.close()
+
+
+def _run(args: argparse.Namespace, cfg: AppConfig, tasks: list[str], store: ModelStore | None,
+         monitoring: Monitoring) -> int:
     source, note = open_with_fallback(args.source, cfg.capture)
     if note:
         log.warning("%s", note)
     if source.live and not args.max_frames:
         log.info("live source: runs until Ctrl+C (or pass --max-frames)")
     ctx = StageContext(cfg, store) if store is not None else StageContext(cfg, None, backend="none")
+    report = monitoring.attach(source.source_id, detector_classes(ctx, tasks))
     pipeline, extra = build_pipelines(tasks, ctx)
-    sinks = []
+    report.set_engine(ctx.backend, ctx.providers())
+    sinks: list[Sink] = [*report.sinks]
     if args.output:
         fps = cfg.runner.output_fps or source.fps or 25.0
         sinks.append(VideoWriterSink(args.output, fps, cfg.runner.output_codec))
@@ -93,7 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                   max_frames=args.max_frames,
                   reconnect=(cfg.capture.reconnect_initial_s, cfg.capture.reconnect_max_s,
                              cfg.capture.reconnect_attempts),
-                  extra_pipelines=extra)
+                  extra_pipelines=extra, post=report.step)
+    report.track(run.counters)
     run.start()
     try:
         while not run.wait(0.1):
@@ -114,6 +129,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary["workers"] = 1 + len(extra)
     if args.output:
         summary["output"] = str(Path(args.output))
+    monitoring.close()  # sends what is still queued first, so the figures below are final
+    summary.update({k: v for k, v in report.summary().items() if v})
+    summary.update(monitoring.summary())
     print_summary(summary)
     if args.stats:
         Path(args.stats).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -144,4 +162,15 @@ def print_summary(s: dict) -> None:
              f"throughput {s['throughput_fps']:.1f} fps; capture→result {ms(s['capture_to_result_ms'])}"]
     for name, d in s["stage_latency_ms"].items():
         lines.append(f"  stage {name:12s} {ms(d)}")
+    for name, z in s.get("zones", {}).items():
+        if z["type"] == "line":
+            lines.append(f"  line {name}: in {z['in']}, out {z['out']}")
+        else:
+            lines.append(f"  zone {name}: entered {z['entered']}, left {z['left']}, inside now {z['inside']}")
+    if s.get("events"):
+        lines.append("events: " + ", ".join(f"{k} {v}" for k, v in s["events"].items()))
+    if "mqtt" in s:
+        m = s["mqtt"]
+        lines.append(f"mqtt {m['broker']}: published {m['published']}, dropped {m['dropped']}, still queued "
+                     f"{m['queued']}, reconnects {m['reconnects']}")
     print("\n".join(lines))
