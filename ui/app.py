@@ -154,7 +154,10 @@ def run_gui(args: argparse.Namespace) -> int:
         probe.start()
     QTimer.singleShot(0, win.start)
     quit_later(app, win, args)
-    code = exec_and_wind_down(app, win, latency_report if args.latency else None)
+    try:
+        code = exec_and_wind_down(app, win, latency_report if args.latency else None)
+    finally:
+        close_monitoring(ctx)
     if report:
         print("\n".join(report))
     return code
@@ -172,7 +175,10 @@ def run_monitor(args: argparse.Namespace) -> int:
     win.show()
     QTimer.singleShot(0, win.start)
     quit_later(app, win, args)
-    return exec_and_wind_down(app, win)
+    try:
+        return exec_and_wind_down(app, win)
+    finally:
+        close_monitoring(ctx)
 
 
 def run_kiosk(args: argparse.Namespace) -> int:
@@ -184,14 +190,26 @@ def run_kiosk(args: argparse.Namespace) -> int:
     # (the operator reads them in the admin panel's access log)
     ctx = AppContext.from_args(args, **{"face.overlay_details": False})
     if args.set_pin:
-        return set_pin(ctx)
+        try:
+            return set_pin(ctx)
+        finally:
+            close_monitoring(ctx)
     win = KioskWindow(ctx, args.source or "camera:0", lambda: build_controller(ctx), windowed=args.windowed)
     win.start()
     finish = quit_later(app, win, args)
     if args.quit_on_decision:  # screenshots of a decision: quit once its banner has been painted
         win.feed.other.connect(lambda payload: QTimer.singleShot(800, finish)
                                if isinstance(payload, tuple) and payload[0] == "decision" else None)
-    return exec_and_wind_down(app, win)
+    try:
+        return exec_and_wind_down(app, win)
+    finally:
+        close_monitoring(ctx)
+
+
+def close_monitoring(ctx: AppContext) -> None:
+    """After the window's threads stopped: send the queued MQTT events, say offline, stop the metrics."""
+    if ctx.monitoring is not None:
+        ctx.monitoring.close()
 
 
 def set_pin(ctx: AppContext) -> int:

@@ -9,10 +9,11 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
-from vision_app.cli.common import app_config
+from vision_app.cli.common import app_config, start_monitoring
 from vision_app.config import AppConfig
 from vision_app.errors import VisionAppError
 from vision_app.models import ModelStore, user_data_dir
+from vision_app.monitoring.hub import Monitoring
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class AppContext:
     store: ModelStore | None = None
     store_error: str = ""
     base_overrides: dict[str, Any] = field(default_factory=dict)
+    monitoring: Monitoring | None = None   # MQTT / metrics / zones of every feed (--mqtt, --metrics-port)
 
     def gallery_path(self) -> Path:
         """The face gallery database: --db / face.gallery, else <user data>/gallery.db."""
@@ -75,4 +77,4 @@ class AppContext:
         ini = getattr(args, "settings", None)
         settings = QSettings(ini, QSettings.Format.IniFormat) if ini else QSettings("vision-app", "vision-app")
         return cls(cfg, getattr(args, "config", None), settings, store, err,
-                   {k: v for k, v in overrides.items() if v is not None})
+                   {k: v for k, v in overrides.items() if v is not None}, start_monitoring(args, cfg))

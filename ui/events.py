@@ -1,13 +1,7 @@
-"""Monitoring events from pipeline results: person entered, unknown face (plus source lost / reconnected,
-which come from the capture thread's status callbacks).
+"""The monitor window's event list: person entered, unknown face (vision_app.monitoring.face_events'
+EventDetector) plus source lost / reconnected, which come from the capture thread's status callbacks.
 
-`EventDetector` is plain Python and sees one source's results in order. It prefers the face stage's
-per-track observations (vision_app.face.observation), falls back to identities on result.faces, and
-without a face pipeline announces tracked 'person' detections. A track must be seen on `min_frames`
-frames before it is announced (no events from one-frame flickers); the same person is announced again
-only after `cooldown_s` seconds.
-
-`EventSink` runs it on the runner thread and builds each event's thumbnail there (owned QImage).
+`EventSink` runs the detector on the runner thread and builds each event's thumbnail there (owned QImage).
 """
 from __future__ import annotations
 
@@ -21,18 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtGui import QImage
 
+from vision_app.monitoring.face_events import EventDetector
 from vision_app.types import FrameResult
 
 from ui.bridge import to_qimage
 
 THUMB_SIZE = (96, 72)  # (w, h) pixels
-
-
-@dataclass(frozen=True)
-class Found:
-    kind: str                                  # person_entered | unknown_face
-    text: str
-    box: tuple[float, float, float, float] | None
 
 
 @dataclass(frozen=True)
@@ -42,87 +30,6 @@ class MonitorEvent:
     kind: str                                  # person_entered | unknown_face | source_lost | reconnected | error
     text: str
     thumbnail: QImage | None = None
-
-
-def _observations(result: FrameResult) -> tuple[Any, ...]:
-    try:
-        from vision_app.face.observation import observations
-    except ImportError:
-        return ()
-    return observations(result.extras)
-
-
-class EventDetector:
-    def __init__(self, cooldown_s: float, min_frames: int = 3) -> None:
-        self.cooldown_s = cooldown_s
-        self.min_frames = max(1, min_frames)
-        self._seen: dict[Any, int] = {}            # track key → frames seen
-        self._last_seen: dict[Any, float] = {}     # track key → last frame time
-        self._announced: dict[Any, str] = {}       # track key → what was announced for it
-        self._last_named: dict[str, float] = {}    # name → when last announced
-
-    def _track(self, key: Any, now: float) -> int:
-        self._seen[key] = self._seen.get(key, 0) + 1
-        self._last_seen[key] = now
-        return self._seen[key]
-
-    def _prune(self, now: float) -> None:
-        stale = [k for k, t in self._last_seen.items() if now - t > max(self.cooldown_s, 2.0)]
-        for k in stale:
-            self._seen.pop(k, None)
-            self._last_seen.pop(k, None)
-            self._announced.pop(k, None)
-
-    def _named(self, key: Any, name: str, box: Any, now: float, out: list[Found]) -> None:
-        if self._announced.get(key) == name:
-            return
-        self._announced[key] = name
-        if now - self._last_named.get(name, -1e18) >= self.cooldown_s:
-            self._last_named[name] = now
-            out.append(Found("person_entered", f"person entered: {name}", box))
-
-    def _once(self, key: Any, kind: str, text: str, box: Any, out: list[Found]) -> None:
-        if key not in self._announced:
-            self._announced[key] = ""
-            out.append(Found(kind, text, box))
-
-    def update(self, result: FrameResult) -> list[Found]:
-        now = result.frame.timestamp
-        out: list[Found] = []
-        obs = _observations(result)
-        if obs:
-            for o in obs:
-                key = ("track", o.track_id)
-                if self._track(key, now) < self.min_frames:
-                    continue
-                if o.identity:
-                    self._named(key, o.identity, o.xyxy, now, out)
-                else:
-                    self._once(key, "unknown_face", "unknown face", o.xyxy, out)
-        elif result.faces is not None and result.faces.identity is not None:
-            faces, names, tids = result.faces, result.faces.identity, result.faces.tracker_id
-            for i, name in enumerate(names):
-                tid = None if tids is None else int(tids[i])
-                key = ("face", tid if tid is not None else name or f"unknown{i}")
-                if self._track(key, now) < self.min_frames:
-                    continue
-                box = tuple(float(v) for v in faces.xyxy[i])
-                if name:
-                    self._named(key, name, box, now, out)
-                else:
-                    self._once(key, "unknown_face", "unknown face", box, out)
-        elif result.detections is not None and result.detections.tracker_id is not None:
-            dets, track_ids = result.detections, result.detections.tracker_id
-            for i in range(len(dets)):
-                tid = int(track_ids[i])
-                if dets.label(i) != "person" or tid < 0:
-                    continue
-                key = ("person", tid)
-                if self._track(key, now) >= self.min_frames:
-                    self._once(key, "person_entered", f"person entered (track #{tid})",
-                               tuple(float(v) for v in dets.xyxy[i]), out)
-        self._prune(now)
-        return out
 
 
 def thumbnail(image: NDArray[np.uint8], box: Any = None, size: tuple[int, int] = THUMB_SIZE) -> QImage:

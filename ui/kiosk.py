@@ -15,6 +15,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
+from vision_app.types import FrameResult
+
 from ui.bridge import ViewItem
 from ui.context import AppContext
 from ui.kiosk_access import AccessSink, Banner, access_log_path, decision_banner
@@ -53,7 +55,9 @@ class KioskWindow(QWidget):
         self.access = AccessSink(controller_factory)
         self.feed = LiveFeed(self.view, config_path=ctx.config_path, base_overrides=ctx.base_overrides,
                              store=lambda: ctx.store, extra_sinks=lambda: [self.access.start(self.feed.post)],
-                             prepare=self.access.prepare, loop_files=True, name="kiosk", parent=self)
+                             prepare=self.access.prepare, loop_files=True, monitoring=ctx.monitoring,
+                             name="kiosk", parent=self)
+        self.access.on_decision = self._report_decision  # decisions to MQTT / metrics (runner thread)
         self.feed.frame.connect(self._on_frame)
         self.feed.other.connect(self._on_event)
         self.feed.status.connect(self._on_status)
@@ -174,6 +178,12 @@ class KioskWindow(QWidget):
             return  # a decision stays up for decision_hold_s
         if item.extra is not None:
             self.set_banner(item.extra)
+
+    def _report_decision(self, decision: Any, result: FrameResult) -> None:
+        """Runner thread: the decision as an MQTT event and a metric (the frame as its snapshot)."""
+        report = self.feed.session.report
+        if report is not None:
+            report.decision(decision, result.image)
 
     def _on_event(self, payload: Any) -> None:
         if isinstance(payload, tuple) and payload and payload[0] == "decision":

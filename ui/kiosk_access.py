@@ -75,6 +75,7 @@ class AccessSink:
         self.factory = factory
         self.controller: Any = None
         self.post: Callable[[Any], None] = lambda payload: None
+        self.on_decision: Callable[[Any, FrameResult], None] = lambda decision, result: None
         self._banner = Banner("guide", "Look at the camera")
         self._lock = threading.Lock()
 
@@ -95,6 +96,7 @@ class AccessSink:
         self._banner = guidance_banner(controller)
         for d in decisions:
             self.post(("decision", d))
+            self.on_decision(d, result)
 
     def prepare(self, result: FrameResult) -> tuple[FrameResult, Banner]:
         return result, self._banner

@@ -43,7 +43,7 @@ class MainWindow(QMainWindow):
         self.settings = settings = ctx.settings
         self.view = VideoView(placeholder="Press Start to open the source.")
         self.feed = LiveFeed(self.view, config_path=ctx.config_path, base_overrides=ctx.base_overrides,
-                             store=lambda: ctx.store, name="main", parent=self)
+                             store=lambda: ctx.store, monitoring=ctx.monitoring, name="main", parent=self)
         self.feed.status.connect(self.on_status)
         self.controls = PipelineControls(ctx.config, ctx.store, settings)
         self.controls.changed.connect(self.apply_pipeline)

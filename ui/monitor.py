@@ -13,10 +13,11 @@ from PySide6.QtWidgets import (QFrame, QGridLayout, QLabel, QListWidget, QListWi
                                QSplitter, QVBoxLayout, QWidget)
 
 from vision_app.errors import ConfigError
+from vision_app.monitoring.face_events import EventDetector
 
 from ui.context import AppContext
 from ui.controls import task_available
-from ui.events import EventDetector, EventSink, MonitorEvent
+from ui.events import EventSink, MonitorEvent
 from ui.live import LiveFeed
 from ui.notify import Listeners
 from ui.session import PipelineSpec
@@ -114,7 +115,7 @@ class MonitorWindow(QMainWindow):
             sink = EventSink(short_name(src), detector, post=lambda payload: None)  # set below
             feed = LiveFeed(tile.view, config_path=ctx.config_path, base_overrides=ctx.base_overrides,
                             store=lambda: ctx.store, extra_sinks=partial(list, (sink,)), loop_files=loop_files,
-                            status_hook=sink.status, name=f"monitor{i}", parent=self)
+                            status_hook=sink.status, monitoring=ctx.monitoring, name=f"monitor{i}", parent=self)
             sink.post = feed.post
             feed.other.connect(self.add_event)
             feed.status.connect(lambda kind, msg, t=tile: self.on_status(t, kind, msg))

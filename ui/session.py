@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from vision_app.config import AppConfig, load_config
 from vision_app.errors import SourceError, VisionAppError
 from vision_app.models import ModelStore
+from vision_app.monitoring.hub import Monitoring, SourceReport, detector_classes
 from vision_app.pipeline import Pipeline
 from vision_app.runner import CallbackSink, LiveRun, Sink
 from vision_app.sources import FrameSource, open_source
@@ -118,7 +119,8 @@ class Session:
     def __init__(self, *, config_path: str | None, store: Callable[[], ModelStore | None],
                  on_result: Callable[[FrameResult], None], on_status: StatusFn,
                  extra_sinks: Callable[[], Sequence[Sink]] = lambda: (), loop_files: bool = False,
-                 base_overrides: Mapping[str, Any] | None = None, name: str = "session") -> None:
+                 base_overrides: Mapping[str, Any] | None = None, monitoring: Monitoring | None = None,
+                 name: str = "session") -> None:
         self.config_path = config_path
         self.base_overrides = dict(base_overrides or {})
         self._store_factory = store
@@ -129,6 +131,8 @@ class Session:
         self.loop_files = loop_files
         self.name = name
         self.recorder = RecorderSink(on_status)
+        self.monitoring = monitoring
+        self.report: SourceReport | None = None  # zones, MQTT and metrics of the running source
         self.run: LiveRun | None = None
         self.pipeline: SwappablePipeline | None = None
         self.context: StageContext | None = None
@@ -210,6 +214,8 @@ class Session:
             if self.loop_files and not source.live:
                 source = LoopingSource(source)
             pipeline, ctx = self._build(spec)
+            report = (self.monitoring.attach(source.source_id, detector_classes(ctx, spec.tasks))
+                      if self.monitoring is not None else None)
             extra = list(self.extra_sinks())
         except Exception as exc:
             if source is not None:
@@ -237,11 +243,16 @@ class Session:
             media_clock = mode == "offline" and not source.live and source.fps
             self.pipeline = SwappablePipeline(pipeline, source.fps if media_clock else None)
             self.source_id = source.source_id
-            sinks: list[Sink] = [*extra, self.recorder, CallbackSink(self.on_result)]
+            sinks: list[Sink] = [*(report.sinks if report else ()), *extra, self.recorder,
+                                 CallbackSink(self.on_result)]
             self.run = LiveRun(source, self.pipeline, sinks, mode=mode,  # type: ignore[arg-type]
                                on_status=self._status,
                                reconnect=(cap.reconnect_initial_s, cap.reconnect_max_s,
-                                          cap.reconnect_attempts))
+                                          cap.reconnect_attempts), post=report.step if report else None)
+            self.report = report
+            if report is not None:
+                report.track(self.run.counters)
+                report.set_engine(ctx.backend, ctx.providers())
             self.run.start()
             changed_meanwhile = self.spec != spec  # settings changed while the source was opening
         self._status("started", source.source_id)
@@ -325,6 +336,8 @@ class Session:
                 self._active = spec
             old = holder.swap(pipeline)
             old.close()
+            if self.report is not None:
+                self.report.set_engine(ctx.backend, ctx.providers())
             self._status("reconfigured", ", ".join(spec.tasks))
             self._status("engine", self.engine_text())
 

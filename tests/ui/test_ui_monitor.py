@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vision_app.monitoring.face_events import EventDetector
 from vision_app.types import Detections, Frame, FrameResult
-from ui.events import EventDetector
 from ui.monitor import MonitorWindow
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
+from vision_app.cli.common import add_monitoring_options
 from vision_app.errors import VisionAppError
 
 
@@ -18,6 +19,7 @@ def _window_options(p: argparse.ArgumentParser) -> None:
                    help="close the window after this many seconds (screenshots, demos, benchmarks)")
     p.add_argument("--settings", metavar="INI", help="keep window settings in this INI file instead of "
                    "the per-user QSettings store")
+    add_monitoring_options(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,9 +11,9 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any
+from typing import Any, Callable
 
-from vision_app.cli.common import app_config, model_store
+from vision_app.cli.common import add_monitoring_options, app_config, model_store, start_monitoring
 from vision_app.errors import GalleryError
 from vision_app.types import Frame, FrameResult
 
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "checks only)")
     blink.add_argument("--blink", action="store_true", help="ask for a blink (the kiosk default)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = until the end)")
+    add_monitoring_options(p)
     p.set_defaults(func=cmd_verify)
 
 
@@ -47,31 +48,44 @@ def _print(decision: Any, as_json: bool) -> None:
         print(f"{decision.wall_time}  {decision.decision.upper():7s}  {who}  ({decision.reason})", flush=True)
 
 
-def _offline(source: Any, pipeline: Any, controller: Any, as_json: bool, max_frames: int) -> int:
+def _decider(controller: Any, report: Any, as_json: bool) -> Callable[[FrameResult], None]:
+    """result → the controller's decisions, printed and handed to monitoring (MQTT / metrics)."""
+    def on_result(result: FrameResult) -> None:
+        for d in controller.update(result):
+            _print(d, as_json)
+            report.decision(d, result.image)
+    return on_result
+
+
+def _offline(source: Any, pipeline: Any, on_result: Callable[[FrameResult], None], max_frames: int,
+             report: Any) -> int:
     """Every frame in order, stamped with its video time."""
     fps = float(getattr(source, "fps", 0.0) or 25.0)
     n = 0
+    report.track(lambda: {"read": n, "processed": n, "dropped": 0})
     while not max_frames or n < max_frames:
         img = source.read()
         if img is None:
             break
         result = pipeline.run(Frame(img, n, n / fps, source.source_id))
-        for d in controller.update(result):
-            _print(d, as_json)
+        if report.step is not None:
+            result = report.step(result)
+        for sink in report.sinks:
+            sink.write(result)
+        on_result(result)
         n += 1
     return n
 
 
-def _live(source: Any, pipeline: Any, controller: Any, as_json: bool, max_frames: int, cfg: Any) -> int:
+def _live(source: Any, pipeline: Any, on_result: Callable[[FrameResult], None], max_frames: int, cfg: Any,
+          report: Any) -> int:
     from vision_app.runner import CallbackSink, LiveRun
 
-    def sink(result: FrameResult) -> None:
-        for d in controller.update(result):
-            _print(d, as_json)
-
-    run = LiveRun(source, pipeline, [CallbackSink(sink)], mode="paced", max_frames=max_frames,
+    run = LiveRun(source, pipeline, [*report.sinks, CallbackSink(on_result)], mode="paced", max_frames=max_frames,
                   reconnect=(cfg.capture.reconnect_initial_s, cfg.capture.reconnect_max_s,
-                             cfg.capture.reconnect_attempts)).start()
+                             cfg.capture.reconnect_attempts), post=report.step)
+    report.track(run.counters)
+    run.start()
     try:
         while not run.wait(0.2):
             pass
@@ -95,21 +109,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise GalleryError(f"no gallery at {gallery}: enrol people first (python main.py gallery enroll "
                            f"NAME IMG... --db {gallery}) or pass --db")
     blink = False if args.no_blink else (True if args.blink else None)
-    ctx = StageContext(cfg, model_store(args))
-    pipeline = build_pipeline(["face"], ctx)
-    controller = AccessController.from_config(cfg, blink_challenge=blink)
+    monitoring = start_monitoring(args, cfg)
     try:
-        source = open_source(args.source, camera_size=(cfg.capture.camera_width, cfg.capture.camera_height))
+        ctx = StageContext(cfg, model_store(args))
+        pipeline = build_pipeline(["face"], ctx)
+        controller = AccessController.from_config(cfg, blink_challenge=blink)
         try:
-            if source.live:
-                frames = _live(source, pipeline, controller, args.json, args.max_frames, cfg)
-            else:
-                frames = _offline(source, pipeline, controller, args.json, args.max_frames)
+            source = open_source(args.source, camera_size=(cfg.capture.camera_width, cfg.capture.camera_height))
+            report = monitoring.attach(source.source_id, None)
+            report.set_engine(ctx.backend, ctx.providers())
+            on_result = _decider(controller, report, args.json)
+            try:
+                if source.live:
+                    frames = _live(source, pipeline, on_result, args.max_frames, cfg, report)
+                else:
+                    frames = _offline(source, pipeline, on_result, args.max_frames, report)
+            finally:
+                source.close()
         finally:
-            source.close()
+            controller.close()
+            pipeline.close()
     finally:
-        controller.close()
-        pipeline.close()
+        monitoring.close()
     last = controller.status()
     log_path = controller.access_log.path if controller.access_log is not None else "(none)"
     print(f"{frames} frames; kiosk state {last.state.value}; access log {log_path}", file=sys.stderr)

@@ -71,7 +71,7 @@ class MqttConfig:
     ca_file: str = ""                 # mqtts: CA certificate(s) to trust; "" = the system's
     ha_discovery: bool = False        # Home Assistant discovery configs under ha_prefix
     ha_prefix: str = "homeassistant"
-    fps_interval_s: float = 10.0      # how often each source's fps is published (Home Assistant sensor)
+    fps_interval_s: float = 10.0      # ha_discovery: how often <prefix>/<source>/fps is published
 
 
 @dataclass

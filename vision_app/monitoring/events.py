@@ -7,6 +7,7 @@ and an unknown face carries no name (not even the best candidate below the thres
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -77,11 +78,19 @@ def face_event(source: str, frame: int, *, identity: str | None, similarity: flo
                  snapshot_ok=False)
 
 
+def public_reason(reason: str, identity: str | None) -> str:
+    """The reason as published: for a face that matched nobody, without its parenthesised details, which
+    may name the closest enrolled person ("unknown face (best similarity .31, closest Ann)" → "unknown
+    face"); the access log keeps the full text."""
+    return reason if identity else re.sub(r"\s*\([^()]*\)", "", reason)
+
+
 def access_event(source: str, decision: Any) -> Event:
     """An AccessController Decision: granted / denied with the reason and kiosk id; the identity only when
     the face matched an enrolled person; a picture only then."""
     identity = getattr(decision, "identity", None) or None
-    data = {"decision": decision.decision, "reason": decision.reason, "kiosk": decision.kiosk,
+    data = {"decision": decision.decision, "reason": public_reason(decision.reason, identity),
+            "kiosk": decision.kiosk,
             "identity": identity, "track_id": int(decision.track_id), "liveness": decision.liveness,
             "alarm": bool(decision.alarm)}
     return Event(f"access_{decision.decision}", source, -1, data, snapshot_ok=identity is not None)

@@ -24,9 +24,10 @@ from numpy.typing import NDArray
 from vision_app.config import AppConfig
 from vision_app.errors import ConfigError
 from vision_app.monitoring.config import SourceConfig
+from vision_app.monitoring.face_events import FaceEvents
 from vision_app.monitoring.metrics import CountersFn, Metrics
 from vision_app.monitoring.mqtt import MqttPublisher
-from vision_app.monitoring.report import FaceEvents, ReportSink, SourceStep
+from vision_app.monitoring.report import ReportSink, SourceStep
 from vision_app.monitoring.zonewatch import ZoneWatch
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ def derived_name(source_id: str) -> str:
         base = "test"
     else:
         p = Path(s)
+        if set(p.name) & set("*?["):  # a glob of images: its folder
+            p = p.parent
         base = p.stem if p.suffix else p.name
     return re.sub(r"[^A-Za-z0-9_-]+", "_", base).strip("_") or "source"
 
@@ -135,17 +138,18 @@ class Monitoring:
         self._names[source_id] = name
         return name
 
-    def attach(self, source_id: str, detector_classes: Sequence[str] | None,
-               faces: FaceEvents | None = None) -> SourceReport:
+    def attach(self, source_id: str, detector_classes: Sequence[str] | None) -> SourceReport:
         """The report for a source. detector_classes: the detector's class names (None: no detect task);
-        a zone watching a class the detector does not have is a ConfigError."""
+        a zone watching a class the detector does not have is a ConfigError. With MQTT or metrics on,
+        faces are announced too (face_recognised / face_unknown; nothing to do while no face task runs)."""
         name = self.source_name(source_id)
         sc = self.source_config(source_id)
         zones = None
         if sc is not None and (sc.zones or sc.lines):
             _check_classes(sc, name, detector_classes)
             zones = ZoneWatch(name, sc, self.cfg.monitoring.lost_frames)
-        faces = faces if self.active else None
+        ui = self.cfg.ui
+        faces = FaceEvents(name, ui.event_cooldown_s, ui.event_min_frames) if self.active else None
         step = SourceStep(zones, faces) if zones is not None or faces is not None else None
         sink = ReportSink(name, zones, self.mqtt, self.cfg.mqtt, self.metrics) if (self.active or zones) else None
         return SourceReport(name, step, sink, self.metrics)

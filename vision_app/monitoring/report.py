@@ -30,7 +30,7 @@ from vision_app.types import FrameResult
 
 log = logging.getLogger(__name__)
 
-FaceEvents = Callable[[FrameResult], list[Event]]
+FaceEventsFn = Callable[[FrameResult], list[Event]]
 
 
 class SourceStep:
@@ -39,7 +39,7 @@ class SourceStep:
 
     name = "zones"
 
-    def __init__(self, zones: ZoneWatch | None, faces: FaceEvents | None = None) -> None:
+    def __init__(self, zones: ZoneWatch | None, faces: FaceEventsFn | None = None) -> None:
         self.zones = zones
         self.faces = faces
         self.failures = 0
@@ -138,7 +138,7 @@ class ReportSink:
         self._rate_t, self._rate_n = now, 0
         if self.metrics is not None:
             self.metrics.fps.labels(self.source).set(self.fps)
-        if self.mqtt is not None and now - self._fps_sent >= self.cfg.fps_interval_s:
+        if self.mqtt is not None and self.cfg.ha_discovery and now - self._fps_sent >= self.cfg.fps_interval_s:
             self._fps_sent = now
             self.mqtt.publish(fps_topic(self.mqtt.prefix, self.source), f"{self.fps:.1f}")
 

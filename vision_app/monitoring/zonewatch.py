@@ -118,7 +118,7 @@ class ZoneWatch:
             p.current = 0
         dets = result.detections
         if dets is not None and dets.tracker_id is not None and len(dets):
-            for i in np.flatnonzero(dets.tracker_id >= 0):
+            for i in np.flatnonzero(dets.tracker_id >= 0).tolist():
                 self._tracks[int(dets.tracker_id[i])] = _Sighting(self._n, dets.label(i), float(dets.confidence[i]),
                                                                   dets.xyxy[i].copy())
             for p in self.polygons:
@@ -139,7 +139,7 @@ class ZoneWatch:
         watched = _watched(dets, p.cfg.classes)
         inside = watched & p.zone.trigger(dets)
         p.current = int(inside.sum())
-        for i in np.flatnonzero(watched):
+        for i in np.flatnonzero(watched).tolist():
             tid = int(dets.tracker_id[i])
             if inside[i] and tid not in p.members:
                 p.members[tid] = dets.label(i)
@@ -154,7 +154,7 @@ class ZoneWatch:
         if ln.zone is None or sub.tracker_id is None:
             return
         crossed_in, crossed_out = ln.zone.trigger(sub)
-        for i in np.flatnonzero(crossed_in | crossed_out):
+        for i in np.flatnonzero(crossed_in | crossed_out).tolist():
             label, direction = sub.label(i), ("in" if crossed_in[i] else "out")
             (ln.crossed_in if direction == "in" else ln.crossed_out)[label] += 1
             events.append(self._event("object_crossed", ln.cfg.name, int(sub.tracker_id[i]), frame, direction))
