@@ -183,7 +183,7 @@ class KioskWindow(QWidget):
         """Runner thread: the decision as an MQTT event and a metric (the frame as its snapshot)."""
         report = self.feed.session.report
         if report is not None:
-            report.decision(decision, result.image)
+            report.decision(decision, result)
 
     def _on_event(self, payload: Any) -> None:
         if isinstance(payload, tuple) and payload and payload[0] == "decision":

@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, str] = {
     "style": "vision_app.style.bench:run_style_bench",
     "face_search": "vision_app.gallery.bench_search:run_face_search_bench",
     "face": "vision_app.face.bench:run_face_bench",
+    "monitoring": "vision_app.monitoring.bench:run_monitoring_bench",
 }
 
 

@@ -53,7 +53,7 @@ def _decider(controller: Any, report: Any, as_json: bool) -> Callable[[FrameResu
     def on_result(result: FrameResult) -> None:
         for d in controller.update(result):
             _print(d, as_json)
-            report.decision(d, result.image)
+            report.decision(d, result)
     return on_result
 
 

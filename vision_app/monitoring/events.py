@@ -85,7 +85,7 @@ def public_reason(reason: str, identity: str | None) -> str:
     return reason if identity else re.sub(r"\s*\([^()]*\)", "", reason)
 
 
-def access_event(source: str, decision: Any) -> Event:
+def access_event(source: str, decision: Any, frame: int = -1) -> Event:
     """An AccessController Decision: granted / denied with the reason and kiosk id; the identity only when
     the face matched an enrolled person; a picture only then."""
     identity = getattr(decision, "identity", None) or None
@@ -93,4 +93,4 @@ def access_event(source: str, decision: Any) -> Event:
             "kiosk": decision.kiosk,
             "identity": identity, "track_id": int(decision.track_id), "liveness": decision.liveness,
             "alarm": bool(decision.alarm)}
-    return Event(f"access_{decision.decision}", source, -1, data, snapshot_ok=identity is not None)
+    return Event(f"access_{decision.decision}", source, frame, data, snapshot_ok=identity is not None)

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from numpy.typing import NDArray
-
 from vision_app.config import AppConfig
 from vision_app.errors import ConfigError
 from vision_app.monitoring.config import SourceConfig
@@ -29,6 +27,7 @@ from vision_app.monitoring.metrics import CountersFn, Metrics
 from vision_app.monitoring.mqtt import MqttPublisher
 from vision_app.monitoring.report import ReportSink, SourceStep
 from vision_app.monitoring.zonewatch import ZoneWatch
+from vision_app.types import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +72,10 @@ class SourceReport:
         if self.metrics is not None:
             self.metrics.set_engine(self.name, backend, list(providers))
 
-    def decision(self, decision: Any, image: NDArray[Any] | None = None) -> None:
+    def decision(self, decision: Any, result: FrameResult | None = None) -> None:
+        """An access decision made on `result` (its frame is the snapshot when one may be sent)."""
         if self.sink is not None:
-            self.sink.decision(decision, image)
+            self.sink.decision(decision, result)
 
     def summary(self) -> dict[str, Any]:
         """{"zones": per zone / line counts, "events": count per kind} for the run stats."""

@@ -121,12 +121,12 @@ class ReportSink:
         if self.cfg.snapshots and event.snapshot_ok and image is not None:
             self.mqtt.publish(self.snapshot_topic, jpeg(image, self.cfg.snapshot_quality))
 
-    def decision(self, decision: Any, image: NDArray[np.uint8] | None = None) -> None:
-        """An access controller Decision (granted / denied) as an event and a metric."""
+    def decision(self, decision: Any, result: FrameResult | None = None) -> None:
+        """An access controller Decision (granted / denied) made on `result` as an event and a metric."""
         if self.metrics is not None:
             self.metrics.decision(self.source, decision.decision)
-        event = access_event(self.source, decision)
-        self.emit(event, image if event.snapshot_ok else None)
+        event = access_event(self.source, decision, result.frame.index if result is not None else -1)
+        self.emit(event, result.image if event.snapshot_ok and result is not None else None)
 
     def _rate(self) -> None:
         self._rate_n += 1
