@@ -14,10 +14,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
-import pytest
 from numpy.typing import NDArray
 
 from tests.helpers.mjpeg_server import free_port
@@ -45,13 +43,6 @@ end = [0.15, 0.75]
 classes = ["car"]
 """
 OBJECT_KEYS = {"kind", "source", "time", "frame", "zone", "label", "score", "box", "track_id"}
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path).start()
-    yield b
-    b.stop()
 
 
 def metric(text: str, name: str, labels: str = 'source="street"') -> float | None:
@@ -193,3 +184,12 @@ def test_events_resume_after_the_broker_restarts_mid_run(broker: Mosquitto, medi
     assert frames == sorted(frames) and len(set(keys)) == len(keys)  # in order, none twice
     assert {e["kind"] for e in events} == {"object_entered", "object_left", "object_crossed"}
     assert mon.mqtt.stats()["reconnects"] == 1 and mon.mqtt.stats()["dropped"] == 0
+
+
+def test_the_monitoring_benchmark_prints_its_table(app_config, store, media_dir) -> None:
+    from vision_app.benchmark import BenchContext
+    from vision_app.monitoring.bench import run_monitoring_bench
+
+    (table,) = run_monitoring_bench(BenchContext(app_config, store, media_dir / "video/bikes_640x272.mp4", frames=10))
+    assert [r["part"] for r in table.rows][-1] == "detect stage" and len(table.rows) == 4
+    assert all(r["p50 ms"] >= 0 for r in table.rows) and "10 frames" in table.title

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -24,13 +23,6 @@ from vision_app.monitoring.hub import Monitoring
 from vision_app.monitoring.mqtt import MqttPublisher
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path).start()
-    yield b
-    b.stop()
 
 
 def fast(**kw: object) -> MqttConfig:
