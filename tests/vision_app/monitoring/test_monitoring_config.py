@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -130,3 +131,17 @@ def test_payloads_never_name_unknown_people() -> None:
     obj = object_event("object_crossed", "street", 9, zone="middle", label="car", score=0.5, xyxy=(1, 2, 3, math.nan),
                        track_id=4, direction="in")
     assert json.loads(json.dumps(obj.to_json()))["box"] == [1.0, 2.0, 3.0, None]
+
+
+def test_the_commands_refuse_a_bad_url_or_a_busy_port_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
+    from vision_app.cli import main
+
+    assert main(["run", "--source", "test:", "--max-frames", "1", "--mqtt", "http://broker.lan"]) == 2
+    assert "error: bad MQTT URL 'http://broker.lan': the scheme must be mqtt or mqtts" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["run", "--source", "test:", "--max-frames", "1", "--metrics-port", str(port)]) == 2
+        err = capsys.readouterr().err
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in err and "choose a free port with --metrics-port" in err
