@@ -166,8 +166,8 @@ class UiConfig:
     pin_max_attempts: int = 5         # wrong kiosk admin PINs in a row before the panel locks
     pin_lockout_s: float = 300.0      # how long the admin panel stays locked (survives a restart)
     admin_file: str = ""              # kiosk admin PIN hash + lockout state; "" = <user data>/kiosk_admin.json
-    event_cooldown_s: float = 10.0    # monitor: the same person/track is announced again after this
-    event_min_frames: int = 3         # monitor: frames a track must be seen before it is announced
+    event_cooldown_s: float = 10.0    # monitor list + MQTT face events: the same person again after this
+    event_min_frames: int = 3         # monitor list + MQTT face events: frames seen before announced
     decision_hold_s: float = 4.0      # kiosk: how long the GRANTED / DENIED banner stays up
 
 
