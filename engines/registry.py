@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 _BACKENDS: dict[str, tuple[str, str, str]] = {
     "onnxruntime": ("engines.onnxruntime", "OnnxRuntimeEngine", "onnxruntime"),
     "tensorrt": ("engines.tensorrt", "TensorRTEngine", "vision-app[tensorrt] (tensorrt, pycuda)"),
+    "triton": ("engines.triton", "TritonEngine", "vision-app[triton] (tritonclient)"),
 }
 
 
@@ -57,7 +58,7 @@ def available_backends() -> dict[str, str]:
     return {name: probe(name) for name in backend_names()}
 
 
-def create_engine(model_path: str | Path, backend: str = "onnxruntime", **options: Any) -> Any:
+def create_engine(model_path: str | Path | None, backend: str = "onnxruntime", **options: Any) -> Any:
     """Load model_path with the named backend. Options are passed to the backend class."""
     cls = _load(backend)
     return cls(model_path, **options)

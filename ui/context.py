@@ -64,6 +64,8 @@ class AppContext:
             overrides["face.gallery"] = args.db
         if getattr(args, "backend", None):
             overrides["engine.backend"] = args.backend
+        if getattr(args, "triton_url", None):
+            overrides["engine.triton_url"] = args.triton_url
         if getattr(args, "providers", None):  # kept in base_overrides: every session rebuilds its config
             overrides["engine.providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
         cfg = app_config(args, **overrides)

@@ -35,11 +35,14 @@ class CaptureConfig:
 
 @dataclass
 class EngineConfig:
-    backend: str = "auto"             # auto | onnxruntime | tensorrt
+    backend: str = "auto"             # auto | onnxruntime | tensorrt | triton
     threads: int = 0                  # intra-op threads per session (0 = runtime default)
     providers: list[str] = field(default_factory=lambda: ["CPUExecutionProvider"])
     workers: int = 1                  # whole-frame workers (throughput mode keeps output order)
-
+    triton_url: str = ""              # backend "triton": http://host:8000 or grpc://host:8001
+    triton_timeout_s: float = 5.0     # deadline of every request to the Triton server
+    triton_retry_initial_s: float = 0.5  # first wait after the server stopped answering, then doubled
+    triton_retry_max_s: float = 10.0  # longest wait between tries while the server is down
 
 
 @dataclass
@@ -280,8 +283,14 @@ def validate(cfg: AppConfig) -> None:
     """Range checks that types alone cannot express."""
     checks = [
         ("capture.video_mode", cfg.capture.video_mode in ("offline", "paced"), "'offline' or 'paced'"),
-        ("engine.backend", cfg.engine.backend in ("auto", "onnxruntime", "tensorrt"),
-         "'auto', 'onnxruntime' or 'tensorrt'"),
+        ("engine.backend", cfg.engine.backend in ("auto", "onnxruntime", "tensorrt", "triton"),
+         "'auto', 'onnxruntime', 'tensorrt' or 'triton'"),
+        ("engine.triton_url", cfg.engine.backend != "triton" or cfg.engine.triton_url.strip() != "",
+         "the server's URL when engine.backend is 'triton' (--triton-url http://HOST:8000 or grpc://HOST:8001)"),
+        ("engine.triton_timeout_s", 0 < cfg.engine.triton_timeout_s <= 600, "> 0 and <= 600"),
+        ("engine.triton_retry_initial_s", 0 < cfg.engine.triton_retry_initial_s <= cfg.engine.triton_retry_max_s,
+         "> 0 and <= engine.triton_retry_max_s"),
+        ("engine.triton_retry_max_s", cfg.engine.triton_retry_max_s <= 3600, "<= 3600"),
         ("engine.workers", 1 <= cfg.engine.workers <= 16, "1..16"),
         ("tensorrt.precision", cfg.tensorrt.precision in ("fp32", "fp16"), "'fp32' or 'fp16'"),
         ("tensorrt.workspace_mb", 64 <= cfg.tensorrt.workspace_mb <= 1 << 20, "64..1048576"),

@@ -36,3 +36,10 @@ class DecodeError(VisionAppError):
 
 class MonitoringError(VisionAppError):
     """An MQTT broker or the metrics endpoint cannot be reached, refuses us, or cannot be set up."""
+
+
+class EngineUnavailable(EngineError):
+    """An inference server cannot be reached for now (down, restarting, silent, model not loaded yet).
+
+    The engine retries with backoff; the pipeline reports the outage once, does not count it towards
+    disabling the stage, and reports when the stage works again."""

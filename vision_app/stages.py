@@ -71,6 +71,13 @@ class StageContext:
         """Load a manifest model (checksum verified) with the context's backend."""
         if self.models is None:
             raise ConfigError(f"model '{model_name}' needed but no model folder is set (--models)")
+        if self.backend == "triton":  # the server has the model; a local copy only sharpens the checks
+            from vision_app.serving.expect import triton_options
+
+            local, triton_opts = triton_options(self.config.engine, self.models, model_name)
+            eng = create_engine(local, "triton", **{**triton_opts, **options})
+            self.engines.append(eng)
+            return eng
         path = self.models.path(model_name)
         opts: dict[str, Any] = {"name": model_name}
         if self.backend == "onnxruntime":
@@ -127,5 +134,6 @@ def build_pipeline(tasks: list[str], ctx: StageContext, **pipeline_options: Any)
     pipeline_options.setdefault("disable_after", ctx.config.runner.disable_stage_after)
     status = ctx.on_status
     pipeline_options.setdefault("on_error", (lambda s, m: status("error", m)) if status else None)
+    pipeline_options.setdefault("on_recovered", (lambda s, m: status("reconnected", m)) if status else None)
     render = partial(render_result, face_details=ctx.config.face.overlay_details)
     return Pipeline(stages, render=render, watch=watch, **pipeline_options)

@@ -1,6 +1,7 @@
 """Fixtures of the GPU tests (test_gpu.py, test_gpu_tensorrt.py): the GPU, real photos and video frames,
 and their figures (kernel differences, context handles, released buffers...) printed after the run under
-"GPU check report", so a run's output alone tells what was measured, not only that the tests passed."""
+"GPU check report", so a run's output alone tells what was measured, not only that the tests passed.
+The `triton` tests' server fixtures live in tests/helpers/triton_server.py."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+
+from helpers.triton_server import triton_python, triton_repo, triton_server  # noqa: F401 - fixtures
 
 _REPORT = pytest.StashKey[list[str]]()
 

@@ -34,8 +34,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", metavar="DIR", help="model folder (default: $VISION_APP_MODELS or the "
                    "per-user data folder)")
     p.add_argument("--config", metavar="FILE", help="TOML config file (see vision_app/default_config.toml)")
-    p.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt"], default=None,
-                   help="inference backend (default from config: auto)")
+    p.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt", "triton"], default=None,
+                   help="inference backend (default from config: auto; triton needs --triton-url)")
+    p.add_argument("--triton-url", metavar="URL", help="Triton Inference Server for --backend triton: "
+                   "http://HOST:8000 or grpc://HOST:8001 (default from config engine.triton_url)")
     p.add_argument("--providers", metavar="LIST", help="ONNX Runtime execution providers in order, e.g. "
                    "TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider (needs onnxruntime-gpu; "
                    "default from config engine.providers)")

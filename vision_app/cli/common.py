@@ -17,6 +17,8 @@ def app_config(args: argparse.Namespace, **overrides: Any) -> AppConfig:
     """Config file (--config) then the given dotted overrides (None values are ignored)."""
     if getattr(args, "backend", None):
         overrides["engine.backend"] = args.backend
+    if getattr(args, "triton_url", None):
+        overrides["engine.triton_url"] = args.triton_url
     if getattr(args, "providers", None):  # ONNX Runtime execution providers, in order of preference
         overrides["engine.providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
     return load_config(getattr(args, "config", None), overrides)

@@ -25,12 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def register_models_actions(msub: argparse._SubParsersAction) -> None:
-    """Further `models` actions (import-darknet) registered by their own modules."""
+    """Further `models` actions (import-darknet, export-triton) registered by their own modules."""
     try:
         from vision_app.detect import darknet_cli
     except ImportError:
-        return
-    darknet_cli.register(msub)
+        pass
+    else:
+        darknet_cli.register(msub)
+    from vision_app.cli import triton_cmd
+
+    triton_cmd.register(msub)
 
 
 def _rows(args: argparse.Namespace) -> tuple[str, list[dict]]:
