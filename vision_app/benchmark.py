@@ -28,7 +28,12 @@ BENCHMARKS: dict[str, str] = {
     "face_search": "vision_app.gallery.bench_search:run_face_search_bench",
     "face": "vision_app.face.bench:run_face_bench",
     "monitoring": "vision_app.monitoring.bench:run_monitoring_bench",
+    "triton": "vision_app.serving.bench:run_triton_bench",
 }
+
+
+# run only when named (--tasks triton): it starts servers and needs the Triton environment
+OPT_IN = {"triton"}
 
 
 def register_benchmark(task: str, target: str) -> None:
@@ -83,7 +88,7 @@ def ms(seconds: Any, q: float = 50) -> float:
 
 
 def parse_bench_tasks(text: str | None) -> list[str]:
-    tasks = [t.strip() for t in (text or "").split(",") if t.strip()] or list(BENCHMARKS)
+    tasks = [t.strip() for t in (text or "").split(",") if t.strip()] or [t for t in BENCHMARKS if t not in OPT_IN]
     unknown = [t for t in tasks if t not in BENCHMARKS]
     if unknown:
         raise ConfigError(f"no benchmark for task(s) {unknown}; available: {', '.join(BENCHMARKS)}")

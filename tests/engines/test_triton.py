@@ -146,3 +146,20 @@ def test_engine_from_several_threads(triton_server) -> None:
         for t in threads:
             t.join(30)
     assert len(got) == 3 and all(np.array_equal(g, want) for g in got.values())
+
+
+def test_benchmark_clients_run_against_the_server(triton_server, models_dir: Path, media_dir: Path,
+                                                  tmp_path: Path) -> None:
+    """The benchmark's client processes (python main.py bench --tasks triton), briefly: they count frames
+    and latencies; the figures themselves are the benchmark's business, not this test's."""
+    from vision_app.serving.bench import FRAME_SIZE, measure
+
+    frame = cv2.resize(cv2.imread(str(media_dir / "scenes" / "bus.jpg")), FRAME_SIZE)
+    np.save(tmp_path / "frames.npy", np.stack([frame, frame[:, ::-1]]))
+    job = {"models": str(models_dir), "model": "yolo-fastest-1.1-xl", "frames": str(tmp_path / "frames.npy"),
+           "seconds": 1.0, "backend": "triton", "url": triton_server.grpc_url}
+    r = measure(job, 2)
+    assert "error" not in r, r
+    assert r["frames"] >= 2 and r["fps"] > 0 and 0 < r["p50"] <= r["p95"]
+    bad = measure({**job, "url": "grpc://127.0.0.1:1"}, 1)
+    assert "cannot reach the Triton server at grpc://127.0.0.1:1" in bad["error"]

@@ -181,3 +181,10 @@ def test_a_server_that_never_answers_times_out(scheme: str) -> None:
         for c in accepted:
             c.close()
         srv.close()
+
+
+def test_triton_benchmark_runs_only_when_named() -> None:
+    from vision_app.benchmark import parse_bench_tasks
+
+    assert "triton" not in parse_bench_tasks(None) and "detect" in parse_bench_tasks(None)
+    assert parse_bench_tasks("triton") == ["triton"]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vision_app.benchmark import BENCHMARKS, BenchContext, BenchTable, parse_bench_tasks, run_benchmarks
+from vision_app.benchmark import BENCHMARKS, OPT_IN, BenchContext, BenchTable, parse_bench_tasks, run_benchmarks
 from vision_app.cli.common import app_config, model_store
 
 DEFAULT_VIDEO = "media/video/bikes_640x272.mp4"
@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("bench", help="benchmarks: per-part timings and end-to-end fps")
     add_common(p)
-    p.add_argument("--tasks", help=f"comma-separated benchmarks to run: {', '.join(BENCHMARKS)} (default all)")
+    p.add_argument("--tasks", help=f"comma-separated benchmarks to run: {', '.join(BENCHMARKS)} (default all but "
+                   f"{', '.join(sorted(OPT_IN))})")
     p.add_argument("--video", help=f"video for end-to-end runs (default: <model folder>/../{DEFAULT_VIDEO}, "
                    "i.e. ../shared/media in development)")
     p.add_argument("--frames", type=int, default=0, help="use only the first N frames (0 = all)")

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-
+from engines.triton_client import datatype_of
 from vision_app.errors import EngineError, ModelError
 from vision_app.models import ModelEntry, ModelStore
 from vision_app.serving.onnx_batch import GraphTensor, batch_kind, graph_io, load_onnx, relax_batch
@@ -30,11 +29,6 @@ from vision_app.serving.onnx_batch import GraphTensor, batch_kind, graph_io, loa
 log = logging.getLogger(__name__)
 
 PLATFORMS = ("onnxruntime_onnx", "tensorrt_plan")
-TRITON_TYPES: dict[np.dtype, str] = {
-    np.dtype(np.float32): "FP32", np.dtype(np.float16): "FP16", np.dtype(np.float64): "FP64",
-    np.dtype(np.uint8): "UINT8", np.dtype(np.int8): "INT8", np.dtype(np.int32): "INT32",
-    np.dtype(np.int64): "INT64", np.dtype(np.bool_): "BOOL",
-}
 
 
 def triton_version(entry: ModelEntry) -> int:
@@ -69,7 +63,7 @@ def config_text(entry: ModelEntry, platform: str, inputs: Sequence[GraphTensor],
         rows = [f"{label} ["]
         for i, t in enumerate(items):
             sep = "," if i < len(items) - 1 else ""
-            rows.append(f'  {{ name: "{t.name}" data_type: TYPE_{TRITON_TYPES[t.dtype]} '
+            rows.append(f'  {{ name: "{t.name}" data_type: TYPE_{datatype_of(t.dtype)} '
                         f"dims: {_dims(t, max_batch > 0)} }}{sep}")
         return rows + ["]"]
 
