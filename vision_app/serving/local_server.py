@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,6 +80,7 @@ class LocalTritonServer:
         self.threads, self.start_timeout_s, self.max_seconds = threads, start_timeout_s, max_seconds
         self.log_path = log_path or Path(tempfile.mkdtemp(prefix="vision-app-triton-log-")) / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._shm_before: set[str] = set()
 
     @property
     def http_url(self) -> str:
@@ -96,6 +98,7 @@ class LocalTritonServer:
                "--max-seconds", str(self.max_seconds), "--ready-file", str(ready_file), "--verbose"]
         if self.names:
             cmd += ["--names", *self.names]
+        self._shm_before = {p.name for p in Path("/dev/shm").glob("psm_*")} if Path("/dev/shm").is_dir() else set()
         with self.log_path.open("a", encoding="utf-8") as log_fh:  # the script's and tritonserver's output
             self.proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True, env={**os.environ, "PYTHONNOUSERSITE": "1"})
@@ -125,12 +128,36 @@ class LocalTritonServer:
                 pass
 
     def kill(self) -> None:
-        """Stop it the hard way (like a crash or a pulled plug): SIGKILL to the whole process group."""
+        """Stop it the hard way (like a crash or a pulled plug): SIGKILL to the whole process group, then
+        remove the shared-memory segments that only a clean stop would have removed."""
         if self.proc is None:
             return
         self._signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
         self._reap_group()
+        self._remove_shm()
+
+    def _remove_shm(self) -> None:
+        """/dev/shm segments of this server: the Python backend's (named after the script's pid) and the
+        tensor store's psm_* ones that appeared while it ran and no live process maps any more."""
+        shm = Path("/dev/shm")
+        if self.proc is None or not shm.is_dir():
+            return
+        stale = set(shm.glob(f"pytrtion{self.proc.pid}-*"))
+        new_psm = {p for p in shm.glob("psm_*") if p.name not in self._shm_before}
+        if new_psm:
+            mapped: set[str] = set()
+            for maps in Path("/proc").glob("[0-9]*/maps"):
+                try:
+                    mapped.update(re.findall(r"/dev/shm/(psm_\w+)", maps.read_text(errors="replace")))
+                except OSError:
+                    continue
+            stale |= {p for p in new_psm if p.name not in mapped}
+        for p in stale:
+            try:
+                p.unlink()
+            except OSError as exc:
+                log.debug("could not remove %s: %s", p, exc)
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM, then SIGKILL after timeout_s."""
