@@ -17,6 +17,7 @@ SIGTERM / SIGINT, or by itself after --max-seconds.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -42,7 +43,37 @@ def read_config(path: Path) -> Any:
     return text_format.Parse(path.read_text(encoding="utf-8"), model_config_pb2.ModelConfig())
 
 
-def make_infer(onnx_path: Path, threads: int, output_names: list[str]) -> Callable[..., dict[str, np.ndarray]]:
+class BatchStats:
+    """Per model: how many times the model ran and on how many items, so that a client can see the batches
+    Triton's dynamic batcher formed (its own statistics API is closed in PyTriton). Written as JSON to
+    --stats-file on SIGUSR1 and at exit: {"model": {"executions": n, "items": m}}."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.counts: dict[str, list[int]] = {}
+        self.lock = threading.Lock()
+
+    def add(self, model: str, items: int) -> None:
+        with self.lock:
+            c = self.counts.setdefault(model, [0, 0])
+            c[0] += 1
+            c[1] += items
+
+    def write(self, *_: Any) -> None:
+        if self.path is None:
+            return
+        with self.lock:
+            data = {m: {"executions": c[0], "items": c[1]} for m, c in self.counts.items()}
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+STATS = BatchStats(None)
+
+
+def make_infer(model: str, onnx_path: Path, threads: int, output_names: list[str]
+               ) -> Callable[..., dict[str, np.ndarray]]:
     import onnxruntime as ort
     from pytriton.decorators import batch
 
@@ -54,6 +85,7 @@ def make_infer(onnx_path: Path, threads: int, output_names: list[str]) -> Callab
 
     @batch
     def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
+        STATS.add(model, len(next(iter(inputs.values()))))
         return dict(zip(output_names, session.run(output_names, inputs)))
 
     return infer
@@ -82,7 +114,7 @@ def bind_model(triton: Any, model_dir: Path, threads: int) -> str:
     batching = cfg.max_batch_size > 0
     config = ModelConfig(batching=batching, max_batch_size=cfg.max_batch_size if batching else 4,
                          batcher=DynamicBatcher() if cfg.HasField("dynamic_batching") else None)
-    triton.bind(model_name=cfg.name, infer_func=[make_infer(onnx_path, threads, outputs) for _ in range(count)],
+    triton.bind(model_name=cfg.name, infer_func=[make_infer(cfg.name, onnx_path, threads, outputs) for _ in range(count)],
                 inputs=tensors(cfg.input), outputs=tensors(cfg.output), model_version=version, config=config,
                 strict=False)
     log.info("bound %s version %d: max_batch_size %d, dynamic batching %s, %d instance(s)", cfg.name, version,
@@ -105,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads per model instance")
     p.add_argument("--max-seconds", type=float, default=0, help="stop by itself after this long (0 = never)")
     p.add_argument("--ready-file", type=Path, help="write the READY line to this file when serving")
+    p.add_argument("--stats-file", type=Path, help="write executions and items per model here (JSON) on "
+                   "SIGUSR1 and at exit: items / executions = the mean batch the model ran on")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
@@ -131,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    STATS.path = args.stats_file
+    signal.signal(signal.SIGUSR1, STATS.write)
     config = TritonConfig(http_address="127.0.0.1", http_port=args.http_port, grpc_address="127.0.0.1",
                           grpc_port=args.grpc_port, allow_metrics=False, exit_timeout_secs=1,
                           log_verbose=0)
@@ -146,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             print(ready, flush=True)
             stop.wait(args.max_seconds or None)
             log.info("stopping")
+    STATS.write()
     reap_group()
     return 0
 

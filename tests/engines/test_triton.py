@@ -158,8 +158,9 @@ def test_benchmark_clients_run_against_the_server(triton_server, models_dir: Pat
     np.save(tmp_path / "frames.npy", np.stack([frame, frame[:, ::-1]]))
     job = {"models": str(models_dir), "model": "yolo-fastest-1.1-xl", "frames": str(tmp_path / "frames.npy"),
            "seconds": 1.0, "backend": "triton", "url": triton_server.grpc_url}
-    r = measure(job, 2)
+    r = measure(job, 2, triton_server)
     assert "error" not in r, r
     assert r["frames"] >= 2 and r["fps"] > 0 and 0 < r["p50"] <= r["p95"]
+    assert 1.0 <= r["mean_batch"] <= 2.0  # two clients, one frame per request: batches of 1 or 2
     bad = measure({**job, "url": "grpc://127.0.0.1:1"}, 1)
     assert "cannot reach the Triton server at grpc://127.0.0.1:1" in bad["error"]

@@ -77,14 +77,21 @@ def _client(job: dict[str, Any], start: Any, out: Any) -> None:
     ctx.engines[0].close()
 
 
-def measure(job: dict[str, Any], clients: int) -> dict[str, Any]:
-    """Run `clients` processes of job; frames/s over all of them and latency percentiles."""
+def measure(job: dict[str, Any], clients: int, server: Any = None) -> dict[str, Any]:
+    """Run `clients` processes of job; frames/s over all of them and latency percentiles. server: a
+    LocalTritonServer whose batch statistics give the mean batch the model ran on meanwhile."""
     spawn = mp.get_context("spawn")  # a clean interpreter per client: no inherited threads or sessions
-    start, out = spawn.Barrier(clients), spawn.Queue()
+    start, out = spawn.Barrier(clients + 1), spawn.Queue()  # + this process: it marks the start
     procs = [spawn.Process(target=_client, args=(job, start, out), daemon=True) for _ in range(clients)]
     for p in procs:
         p.start()
-    results = [out.get(timeout=job["seconds"] + 180) for _ in procs]
+    before = None
+    try:
+        start.wait(timeout=300)
+        before = server.batch_stats() if server is not None else None
+    except threading.BrokenBarrierError:
+        pass  # a client failed to load: its error is in the queue
+    results = [out.get(timeout=job["seconds"] + 300) for _ in procs]
     for p in procs:
         p.join(30)
     errors = [r["error"] for r in results if "error" in r]
@@ -92,8 +99,14 @@ def measure(job: dict[str, Any], clients: int) -> dict[str, Any]:
         return {"error": errors[0]}
     lat = np.concatenate([r["latencies"] for r in results])
     elapsed = max(r["elapsed"] for r in results)
-    return {"fps": sum(r["frames"] for r in results) / elapsed, "p50": ms(lat, 50), "p95": ms(lat, 95),
-            "frames": int(lat.size)}
+    res = {"fps": sum(r["frames"] for r in results) / elapsed, "p50": ms(lat, 50), "p95": ms(lat, 95),
+           "frames": int(lat.size)}
+    if before is not None:
+        after, m = server.batch_stats(), job["model"]
+        runs = after[m]["executions"] - before.get(m, {}).get("executions", 0)
+        items = after[m]["items"] - before.get(m, {}).get("items", 0)
+        res["mean_batch"] = items / runs if runs else float("nan")
+    return res
 
 
 def _frames(ctx: BenchContext, path: Path) -> Path:
@@ -140,7 +153,8 @@ def run_triton_bench(ctx: BenchContext) -> list[BenchTable]:
     table = BenchTable(
         f"{model}: N client processes x one 640x480 detection stream, {SECONDS:g} s each "
         f"(frames/s of all clients; latency of one Detector call, ms)",
-        ["backend", "dynamic batching", "clients", "frames/s", "per client", "p50 ms", "p95 ms", "vs local"])
+        ["backend", "dynamic batching", "clients", "frames/s", "per client", "p50 ms", "p95 ms", "vs local",
+         "mean batch"])
     table.notes.append(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} / {load[1]:.2f} / "
                        f"{load[2]:.2f} (1/5/15 min) at the start; clients and server share these cores")
     with tempfile.TemporaryDirectory(prefix="vision-app-triton-bench-") as tmpdir:
@@ -164,15 +178,17 @@ def run_triton_bench(ctx: BenchContext) -> list[BenchTable]:
                     url = server.grpc_url
                 for n in CLIENTS:
                     ctx.on_progress(f"Triton ({url}), dynamic batching {label}, {n} client(s)")
-                    _row(table, "triton (gRPC)", label, n, measure({**job, "backend": "triton", "url": url}, n),
-                         local[n])
+                    _row(table, "triton (gRPC)", label, n,
+                         measure({**job, "backend": "triton", "url": url}, n,
+                                 None if isinstance(server, str) else server), local[n])
             finally:
                 if not isinstance(server, str):
                     server.stop()
         if servers and not isinstance(servers[0][1], str):
             table.notes.append(f"local Triton server: PyTriton's tritonserver, ONNX Runtime behind it, "
                                f"max_batch_size 8, {INSTANCES} instances x 1 thread; 'off' = the same "
-                               f"repository without the dynamic_batching block")
+                               f"repository without the dynamic_batching block; mean batch = frames per "
+                               f"model execution on the server during the run")
     return [table]
 
 
@@ -182,4 +198,5 @@ def _row(table: BenchTable, backend: str, dyn: str, n: int, r: dict[str, Any], l
         return
     table.rows.append({"backend": backend, "dynamic batching": dyn, "clients": n, "frames/s": r["fps"],
                        "per client": r["fps"] / n, "p50 ms": r["p50"], "p95 ms": r["p95"],
-                       "vs local": f"{r['fps'] / local_fps:.2f}x" if local_fps == local_fps else "-"})
+                       "vs local": f"{r['fps'] / local_fps:.2f}x" if local_fps == local_fps else "-",
+                       "mean batch": r["mean_batch"] if "mean_batch" in r else "-"})

@@ -9,6 +9,7 @@ server is never left behind. Needs a source checkout (the scripts/ folder).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -79,6 +80,7 @@ class LocalTritonServer:
         self.http_port, self.grpc_port = http_port or free_port(), grpc_port or free_port()
         self.threads, self.start_timeout_s, self.max_seconds = threads, start_timeout_s, max_seconds
         self.log_path = log_path or Path(tempfile.mkdtemp(prefix="vision-app-triton-log-")) / "server.log"
+        self.stats_path = self.log_path.with_name(f"stats-{self.http_port}.json")
         self.proc: subprocess.Popen[bytes] | None = None
         self._shm_before: set[str] = set()
 
@@ -95,7 +97,8 @@ class LocalTritonServer:
         ready_file.unlink(missing_ok=True)
         cmd = [str(self.python), str(SERVE_SCRIPT), str(self.repository), "--http-port", str(self.http_port),
                "--grpc-port", str(self.grpc_port), "--threads", str(self.threads),
-               "--max-seconds", str(self.max_seconds), "--ready-file", str(ready_file), "--verbose"]
+               "--max-seconds", str(self.max_seconds), "--ready-file", str(ready_file),
+               "--stats-file", str(self.stats_path), "--verbose"]
         if self.names:
             cmd += ["--names", *self.names]
         self._shm_before = {p.name for p in Path("/dev/shm").glob("psm_*")} if Path("/dev/shm").is_dir() else set()
@@ -113,6 +116,20 @@ class LocalTritonServer:
             time.sleep(0.2)
         log.info("local Triton server ready: %s, %s (%s)", self.http_url, self.grpc_url, self.repository)
         return self
+
+    def batch_stats(self, timeout_s: float = 10.0) -> dict[str, dict[str, int]]:
+        """{model: {"executions", "items"}} since the server started (the script writes them on SIGUSR1)."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise EngineError("the local Triton server is not running")
+        before = self.stats_path.stat().st_mtime_ns if self.stats_path.is_file() else -1
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.stats_path.is_file() and self.stats_path.stat().st_mtime_ns != before:
+                return dict(json.loads(self.stats_path.read_text(encoding="utf-8")))
+            time.sleep(0.05)
+        raise EngineError(f"the local Triton server did not write its statistics to {self.stats_path} "
+                          f"within {timeout_s:g} s")
 
     def log_tail(self, lines: int = 25) -> str:
         try:
