@@ -23,16 +23,37 @@ T = TypeVar("T")
 class LatestSlot(Generic[T]):
     """A one-item hand-off. put() replaces an unread item (counted as a drop) when drop=True, or waits
     for the reader when drop=False. get() waits for a new item; after close() it returns None once the
-    slot is empty, so the reader can drain the last item and stop."""
+    slot is empty, so the reader can drain the last item and stop.
 
-    def __init__(self, drop: bool = True) -> None:
+    cond: a condition shared with other slots (a worker pool waits on all its sources' slots at once);
+    default: the slot's own."""
+
+    def __init__(self, drop: bool = True, cond: threading.Condition | None = None) -> None:
         self.drop = drop
-        self._cond = threading.Condition()
+        self._cond = cond if cond is not None else threading.Condition()
         self._item: T | None = None
         self._has = False
         self._closed = False
         self.dropped = 0
         self.put_count = 0
+
+    @property
+    def cond(self) -> threading.Condition:
+        return self._cond
+
+    @property
+    def ready(self) -> bool:
+        """An unread item is waiting (hold `cond` to act on the answer)."""
+        return self._has
+
+    def get_nowait(self) -> T | None:
+        """The unread item, or None at once when there is none."""
+        with self._cond:
+            if not self._has:
+                return None
+            item, self._item, self._has = self._item, None, False
+            self._cond.notify_all()
+            return item
 
     def put(self, item: T, timeout: float | None = None) -> bool:
         """Hand over item. Returns False if the slot is closed (or, with drop=False, the wait timed out)."""
@@ -68,6 +89,12 @@ class LatestSlot(Generic[T]):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def drained(self) -> bool:
+        """Closed and nothing left to read."""
+        with self._cond:
+            return self._closed and not self._has
 
 
 @dataclass

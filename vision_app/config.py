@@ -38,7 +38,7 @@ class EngineConfig:
     backend: str = "auto"             # auto | onnxruntime | tensorrt | triton
     threads: int = 0                  # intra-op threads per session (0 = runtime default)
     providers: list[str] = field(default_factory=lambda: ["CPUExecutionProvider"])
-    workers: int = 1                  # whole-frame workers (throughput mode keeps output order)
+    workers: int | str = "auto"       # whole-frame workers: "auto" (per source kind and core count) or 1..16
     triton_url: str = ""              # backend "triton": http://host:8000 or grpc://host:8001
     triton_timeout_s: float = 5.0     # deadline of every request to the Triton server
     triton_retry_initial_s: float = 0.5  # first wait after the server stopped answering, then doubled
@@ -291,7 +291,8 @@ def validate(cfg: AppConfig) -> None:
         ("engine.triton_retry_initial_s", 0 < cfg.engine.triton_retry_initial_s <= cfg.engine.triton_retry_max_s,
          "> 0 and <= engine.triton_retry_max_s"),
         ("engine.triton_retry_max_s", cfg.engine.triton_retry_max_s <= 3600, "<= 3600"),
-        ("engine.workers", 1 <= cfg.engine.workers <= 16, "1..16"),
+        ("engine.workers", cfg.engine.workers == "auto" or (
+            isinstance(cfg.engine.workers, int) and 1 <= cfg.engine.workers <= 16), "\"auto\" or 1..16"),
         ("tensorrt.precision", cfg.tensorrt.precision in ("fp32", "fp16"), "'fp32' or 'fp16'"),
         ("tensorrt.workspace_mb", 64 <= cfg.tensorrt.workspace_mb <= 1 << 20, "64..1048576"),
         ("tensorrt.max_batch", 1 <= cfg.tensorrt.max_batch <= 256, "1..256"),

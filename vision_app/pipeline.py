@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from typing import Callable, Iterable, Protocol, runtime_checkable
 
-from vision_app.errors import EngineUnavailable
+from vision_app.errors import ConfigError, EngineUnavailable
 from vision_app.modelwatch import ModelWatch
 from vision_app.types import Frame, FrameResult
 
@@ -76,6 +76,7 @@ class Pipeline:
         self._consecutive: dict[str, int] = {}
         self.disabled: set[str] = set()
         self.watch = watch
+        self._borrowed: set[int] = set()  # ids of stages shared with the pipeline this one was forked from
 
     def _notify(self, callback: ErrorCallback | None, stage: str, msg: str) -> None:
         if callback:
@@ -166,8 +167,33 @@ class Pipeline:
     def run(self, frame: Frame) -> FrameResult:
         return self.finish(self.begin(frame))
 
+    def fork(self, on_error: ErrorCallback | None = None) -> "Pipeline":
+        """A pipeline for another stream that shares this one's models: each stage with in-order state
+        (a `finish` step) is replaced by its `fork()` (same models, its own trackers / smoothing); the
+        others are shared as they are. Several sources served by one WorkerPool each run `finish` on a
+        fork while the pool's pipelines run `begin`. Closing a fork leaves the shared models open.
+        Raises ConfigError for a stage with a finish step but no fork()."""
+        stages: list[Stage] = []
+        for s in self.stages:
+            if finish_step(s) is None:
+                stages.append(s)
+                continue
+            fork = getattr(s, "fork", None)
+            if not callable(fork):
+                raise ConfigError(f"stage '{s.name}' keeps per-stream state (it has a finish step) but no "
+                                  f"fork(), so several sources cannot share its models; give the stage a "
+                                  f"fork() method or run each source on its own (engine.workers = 1)")
+            stages.append(fork())
+        twin = Pipeline(stages, render=self.render, on_error=on_error or self.on_error,
+                        disable_after=self.disable_after, on_recovered=self.on_recovered)
+        twin.disabled = set(self.disabled)
+        twin._borrowed = {id(s) for s in stages if any(s is own for own in self.stages)}
+        return twin
+
     def close(self) -> None:
         for s in self.stages:
+            if id(s) in self._borrowed:
+                continue
             try:
                 s.close()
             except Exception:

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from vision_app.capture import CaptureThread, LatestSlot
 from vision_app.errors import VisionAppError
 from vision_app.pipeline import Pipeline
+from vision_app.pool import WorkerPool
 from vision_app.sources import FrameSource
 from vision_app.types import Frame, FrameResult
 
@@ -193,16 +194,17 @@ class Runner(threading.Thread):
     """Takes frames from the slot, runs the pipeline, hands results to the sinks. A sink that fails is
     reported once and removed; the loop never dies silently.
 
-    Throughput mode: with extra pipelines (independent copies of the same stages, e.g. one ONNX Runtime
-    session with one thread each), one worker thread per pipeline runs the stages' per-frame `process` on
-    whole frames in parallel, and this thread puts the results back in capture order and runs the
-    in-order `finish` steps (trackers, smoothing), drawing and sinks on the first pipeline. On a 2-core
-    CPU this keeps both cores busy, which one multi-threaded session on small models does not.
+    With a worker pool (pool.py) the pool's workers run the stages' per-frame `process` on whole frames
+    in parallel (each worker with its own pipeline and model sessions, e.g. one ONNX Runtime thread
+    each), and this thread puts the results back in capture order and runs `pipeline`'s in-order
+    `finish` steps (trackers, smoothing), drawing and sinks. On a 2-core CPU this keeps both cores
+    busy, which one multi-threaded session on small models does not. The pool may serve other sources
+    too; `pipeline` then holds this source's own stage state (Pipeline.fork()).
     """
 
     def __init__(self, slot: LatestSlot[Frame], pipeline: Pipeline, sinks: Iterable[Sink] = (),
                  on_status: StatusCallback | None = None, name: str = "runner",
-                 extra_pipelines: Iterable[Pipeline] = (),
+                 pool: WorkerPool | None = None, own_pool: bool = False,
                  post: Callable[[FrameResult], FrameResult] | None = None) -> None:
         """post: an in-order step of this source between the pipeline and the sinks (zones and events,
         vision_app.monitoring); it runs before the stats, so its time shows as a stage."""
@@ -210,7 +212,8 @@ class Runner(threading.Thread):
         self.post = post
         self.slot = slot
         self.pipeline = pipeline
-        self.pipelines = [pipeline, *extra_pipelines]
+        self.pool = pool
+        self.own_pool = own_pool
         self.sinks = list(sinks)
         self.on_status = on_status or (lambda kind, msg: None)
         self.stats = RunStats()
@@ -218,10 +221,8 @@ class Runner(threading.Thread):
         self.paused = threading.Event()
         self.error: str | None = None
         self._done: dict[int, FrameResult | None] = {}
+        self._total: int | None = None  # frames the pool took from the slot, once the source ended
         self._cond = threading.Condition()
-        self._get_lock = threading.Lock()
-        self._seq = 0
-        self._workers_left = 0
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -242,7 +243,7 @@ class Runner(threading.Thread):
             try:
                 sink.write(result)
             except Exception as exc:
-                msg = f"output {type(sink).__name__} failed and was stopped: {exc}"
+                msg = f"output {_sink_name(sink)} failed and was stopped: {exc}"
                 log.error("%s", msg, exc_info=not isinstance(exc, VisionAppError))
                 self._status("error", msg)
                 self.sinks.remove(sink)
@@ -256,76 +257,58 @@ class Runner(threading.Thread):
         try:
             sink.close()
         except Exception as exc:
-            msg = f"output {type(sink).__name__} failed when closing: {exc}"
+            msg = f"output {_sink_name(sink)} failed when closing: {exc}"
             log.error("%s", msg, exc_info=not isinstance(exc, VisionAppError))
             if not quiet:
                 self._status("error", msg)
                 self.error = self.error or msg
 
-    def _next_frame(self) -> tuple[int, Frame | None] | None:
-        """(sequence number, frame or None when paused); None when the stream ended or stop()."""
-        while not self._stop_event.is_set():
-            with self._get_lock:
-                frame = self.slot.get(timeout=0.1)
-                if frame is None:
-                    if self.slot.closed:
-                        return None
-                    continue
-                seq = self._seq
-                self._seq += 1
-            return seq, (None if self.paused.is_set() else frame)
-        return None
-
     def _run_single(self) -> None:
-        while (item := self._next_frame()) is not None:
-            if item[1] is not None:
-                self._deliver(self.pipeline.run(item[1]))
+        while not self._stop_event.is_set():
+            frame = self.slot.get(timeout=0.1)
+            if frame is None:
+                if self.slot.closed:
+                    return
+                continue
+            if not self.paused.is_set():
+                self._deliver(self.pipeline.run(frame))
 
-    def _worker(self, pipeline: Pipeline) -> None:
-        try:
-            while (item := self._next_frame()) is not None:
-                seq, frame = item
-                partial = None
-                if frame is not None:
-                    try:
-                        partial = pipeline.begin(frame)
-                    except Exception:
-                        log.exception("worker %s failed on frame %d", threading.current_thread().name,
-                                      frame.index)
-                with self._cond:
-                    self._done[seq] = partial
-                    self._cond.notify_all()
-        finally:
-            with self._cond:
-                self._workers_left -= 1
-                self._cond.notify_all()
+    def _done_one(self, seq: int, partial: FrameResult | None) -> None:
+        with self._cond:
+            self._done[seq] = partial
+            self._cond.notify_all()
 
-    def _run_parallel(self) -> None:
-        self._workers_left = len(self.pipelines)
-        workers = [threading.Thread(target=self._worker, args=(p,), name=f"{self.name}-w{i}", daemon=True)
-                   for i, p in enumerate(self.pipelines)]
-        for w in workers:
-            w.start()
+    def _ended(self, total: int) -> None:
+        with self._cond:
+            self._total = total
+            self._cond.notify_all()
+
+    def _run_pooled(self, pool: WorkerPool) -> None:
+        feed = pool.attach(self.slot, self._done_one, self._ended, self.paused)
+        if self.own_pool:
+            pool.start()
         nxt = 0
-        while True:
-            with self._cond:
-                while nxt not in self._done and not self._stop_event.is_set():
-                    if self._workers_left == 0 and nxt not in self._done:
-                        break
-                    self._cond.wait(0.1)
-                if nxt not in self._done:
-                    break
-                partial = self._done.pop(nxt)
-            nxt += 1
-            if partial is not None:
-                self._deliver(self.pipeline.finish(partial))
-        for w in workers:
-            w.join(1.0)
+        try:
+            while True:
+                with self._cond:
+                    while (nxt not in self._done and not self._stop_event.is_set()
+                           and (self._total is None or nxt < self._total)):
+                        self._cond.wait(0.5)
+                    if nxt not in self._done:
+                        return  # stopped, or the source ended and every frame was delivered
+                    partial = self._done.pop(nxt)
+                nxt += 1
+                if partial is not None:
+                    self._deliver(self.pipeline.finish(partial))
+        finally:
+            pool.detach(feed)
+            if self.own_pool:
+                pool.stop()
 
     def run(self) -> None:
         try:
-            if len(self.pipelines) > 1:
-                self._run_parallel()
+            if self.pool is not None:
+                self._run_pooled(self.pool)
             else:
                 self._run_single()
         except Exception as exc:
@@ -337,22 +320,38 @@ class Runner(threading.Thread):
                 self._close_sink(sink)
 
 
+def _sink_name(sink: Sink) -> str:
+    """The class name of a sink, or of the sink a BackgroundSink writes to."""
+    return type(getattr(sink, "inner", sink)).__name__
+
+
 class LiveRun:
     """source → capture thread → LatestSlot → runner thread → sinks."""
 
     def __init__(self, source: FrameSource, pipeline: Pipeline, sinks: Iterable[Sink] = (), *,
                  mode: str = "offline", max_frames: int = 0, on_status: StatusCallback | None = None,
                  reconnect: tuple[float, float, int] = (0.5, 10.0, 0),
-                 extra_pipelines: Iterable[Pipeline] = (),
+                 extra_pipelines: Iterable[Pipeline] = (), pool: WorkerPool | None = None,
                  post: Callable[[FrameResult], FrameResult] | None = None) -> None:
+        """extra_pipelines: copies of `pipeline` (own engines): this source gets a worker pool of its own,
+        `pipeline` and the copies each on a worker thread. pool: a pool shared with other sources;
+        `pipeline` then only runs this source's in-order steps (give each source its own fork()).
+        post: see Runner."""
         self.source = source
         self.pipeline = pipeline
-        self.slot: LatestSlot[Frame] = LatestSlot(drop=source.live or mode == "paced")
+        extra = list(extra_pipelines)
+        if pool is not None and extra:
+            raise VisionAppError("LiveRun: give either extra_pipelines or a shared pool, not both")
+        own = pool is None and bool(extra)
+        if own:
+            pool = WorkerPool([pipeline, *extra], name=f"workers[{source.source_id}]")
+        self.slot: LatestSlot[Frame] = LatestSlot(drop=source.live or mode == "paced",
+                                                  cond=pool.cond if pool is not None else None)
         self.capture = CaptureThread(source, self.slot, mode=mode, max_frames=max_frames,
                                      reconnect_initial_s=reconnect[0], reconnect_max_s=reconnect[1],
                                      reconnect_attempts=reconnect[2], on_status=on_status)
         self.runner = Runner(self.slot, pipeline, sinks, on_status=on_status,
-                             name=f"runner[{source.source_id}]", extra_pipelines=extra_pipelines, post=post)
+                             name=f"runner[{source.source_id}]", pool=pool, own_pool=own, post=post)
 
     def start(self) -> "LiveRun":
         self.runner.start()

@@ -137,3 +137,20 @@ def build_pipeline(tasks: list[str], ctx: StageContext, **pipeline_options: Any)
     pipeline_options.setdefault("on_recovered", (lambda s, m: status("reconnected", m)) if status else None)
     render = partial(render_result, face_details=ctx.config.face.overlay_details)
     return Pipeline(stages, render=render, watch=watch, **pipeline_options)
+
+
+def build_pipelines(tasks: list[str], ctx: StageContext, workers: int, threads: int,
+                    **pipeline_options: Any) -> list[Pipeline]:
+    """`workers` independent pipelines of the same tasks, each with its own engines (one per worker
+    thread); their ONNX Runtime sessions use `threads` intra-op threads (0 = the runtime's default).
+    A failure closes the ones already built."""
+    ctx.config.engine.threads = threads
+    out: list[Pipeline] = []
+    try:
+        for _ in range(max(1, workers)):
+            out.append(build_pipeline(tasks, ctx, **pipeline_options))
+    except BaseException:
+        for p in out:
+            p.close()
+        raise
+    return out

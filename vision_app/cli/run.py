@@ -13,10 +13,12 @@ from vision_app.config import AppConfig, CaptureConfig
 from vision_app.errors import SourceError
 from vision_app.models import ModelStore
 from vision_app.monitoring.hub import Monitoring, detector_classes
-from vision_app.pipeline import Pipeline
-from vision_app.runner import LiveRun, Sink, VideoWriterSink
+from vision_app.multirun import MultiRun
+from vision_app.parallelism import plan_workers
+from vision_app.runner import Sink, VideoWriterSink
+from vision_app.sink_thread import BackgroundSink
 from vision_app.sources import FrameSource, open_source
-from vision_app.stages import StageContext, build_pipeline, parse_tasks
+from vision_app.stages import StageContext, build_pipelines, parse_tasks
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("run", help="run a pipeline on a source without any window")
     add_common(p)
-    p.add_argument("--source", default=None, help="camera:0 | video file | rtsp://… | image folder/glob | "
-                   f"test: (default {DEFAULT_SOURCE}, falling back to test: when there is no camera)")
+    p.add_argument("--source", action="append", help="camera:0 | video file | rtsp://… | image folder/glob | "
+                   f"test: (default {DEFAULT_SOURCE}, falling back to test: when there is no camera); repeat "
+                   "it for several sources, which then share one pool of workers")
     p.add_argument("--tasks", action="append", help="comma-separated: detect, face, segment, style, "
                    "passthrough (default passthrough)")
-    p.add_argument("--output", "-o", help="write the annotated video here (.mp4)")
+    p.add_argument("--output", "-o", help="write the annotated video here (.mp4); with several sources "
+                   "NAME_1.mp4, NAME_2.mp4, ... in source order")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = until the end)")
     p.add_argument("--stats", help="save the run's stats as JSON here")
     p.add_argument("--video-mode", choices=["offline", "paced"], default=None,
@@ -44,8 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlay", choices=["color", "blur", "replace", "cutout"], help="segmentation overlay")
     p.add_argument("--style", help="style painting (image path) or fixed-style model (johnson_wave)")
     p.add_argument("--strength", type=float, help="style strength 0..1")
-    p.add_argument("--workers", type=int, help="whole-frame workers, each with its own model sessions "
-                   "(throughput mode; output order is kept). Default from config engine.workers")
+    p.add_argument("--workers", type=workers_arg, help="whole-frame workers, each with its own model "
+                   "sessions, output order kept: 'auto' (one per core for files processed offline, one for a "
+                   "live source, a shared pool for several sources) or a number. Default: engine.workers")
     add_monitoring_options(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
@@ -69,6 +74,42 @@ def open_with_fallback(spec: str | None, cfg_capture: CaptureConfig) -> tuple[Fr
         return open_spec("test:"), note
 
 
+def workers_arg(text: str) -> int | str:
+    """--workers: "auto" or a whole number 1..16."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of workers, got {text!r}") from None
+
+
+def output_paths(output: str, sources: list[FrameSource]) -> list[Path]:
+    """One output video per source: the path itself for one source, else NAME_1.mp4, NAME_2.mp4, ..."""
+    path = Path(output)
+    if len(sources) == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(1, len(sources) + 1)]
+
+
+def open_sources(specs: list[str] | None, cfg_capture: CaptureConfig) -> list[FrameSource]:
+    """Every --source opened (all closed again if one fails), or the default with its fallback."""
+    if not specs:
+        source, note = open_with_fallback(None, cfg_capture)
+        if note:
+            log.warning("%s", note)
+        return [source]
+    opened: list[FrameSource] = []
+    try:
+        for spec in specs:
+            opened.append(open_with_fallback(spec, cfg_capture)[0])
+    except BaseException:
+        for src in opened:
+            src.close()
+        raise
+    return opened
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = app_config(args, **{
         "capture.video_mode": args.video_mode, "detect.model": args.model, "detect.confidence": args.conf,
@@ -86,69 +127,72 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, cfg: AppConfig, tasks: list[str], store: ModelStore | None,
          monitoring: Monitoring) -> int:
-    source, note = open_with_fallback(args.source, cfg.capture)
-    if note:
-        log.warning("%s", note)
-    if source.live and not args.max_frames:
+    sources = open_sources(args.source, cfg.capture)
+    if any(s.live for s in sources) and not args.max_frames:
         log.info("live source: runs until Ctrl+C (or pass --max-frames)")
     ctx = StageContext(cfg, store) if store is not None else StageContext(cfg, None, backend="none")
-    report = monitoring.attach(source.source_id, detector_classes(ctx, tasks))
-    pipeline, extra = build_pipelines(tasks, ctx)
-    report.set_engine(ctx.backend, ctx.providers())
-    sinks: list[Sink] = [*report.sinks]
-    if args.output:
-        fps = cfg.runner.output_fps or source.fps or 25.0
-        sinks.append(VideoWriterSink(args.output, fps, cfg.runner.output_codec))
-    total = source.frame_count
+    plan = plan_workers(cfg.engine, sources=len(sources), live=any(s.live for s in sources),
+                        offline=cfg.capture.video_mode == "offline", backend=ctx.backend)
+    log.info("workers: %d — %s", plan.workers, plan.reason)
+    try:
+        reports = [monitoring.attach(s.source_id, detector_classes(ctx, tasks)) for s in sources]
+        pipelines = build_pipelines(tasks, ctx, plan.workers, plan.threads)
+    except BaseException:
+        for src in sources:
+            src.close()
+        raise
+    outputs = output_paths(args.output, sources) if args.output else []
+    sinks: list[list[Sink]] = []
+    for report in reports:
+        report.set_engine(ctx.backend, ctx.providers())
+        sinks.append([*report.sinks])
+    for i, path in enumerate(outputs):  # encoding on a thread of its own, off the in-order steps
+        fps = cfg.runner.output_fps or sources[i].fps or 25.0
+        sinks[i].append(BackgroundSink(VideoWriterSink(path, fps, cfg.runner.output_codec), name=f"video{i}"))
+    reconnect = (cfg.capture.reconnect_initial_s, cfg.capture.reconnect_max_s, cfg.capture.reconnect_attempts)
+    run = MultiRun(sources, pipelines, sinks, mode=cfg.capture.video_mode, max_frames=args.max_frames,
+                   reconnect=reconnect, posts=[r.step for r in reports])
+    for report, live_run in zip(reports, run.runs):
+        report.track(live_run.counters)
+    totals = [s.frame_count for s in sources]
+    total = sum(t or 0 for t in totals) if all(totals) else None
     if args.max_frames:
-        total = min(total, args.max_frames) if total else args.max_frames
+        total = min(total, args.max_frames * len(sources)) if total else args.max_frames * len(sources)
     progress = None if args.quiet else Progress(total)
-    run = LiveRun(source, pipeline, sinks, mode=cfg.capture.video_mode,
-                  max_frames=args.max_frames,
-                  reconnect=(cfg.capture.reconnect_initial_s, cfg.capture.reconnect_max_s,
-                             cfg.capture.reconnect_attempts),
-                  extra_pipelines=extra, post=report.step)
-    report.track(run.counters)
     run.start()
     try:
         while not run.wait(0.1):
             if progress:
-                progress.update(run.runner.stats.processed)
+                progress.update(run.processed)
     except KeyboardInterrupt:
         print("\nstopping…", file=sys.stderr)
     finally:
         run.stop(timeout=2.0)
         if progress:
-            progress.update(run.runner.stats.processed)
+            progress.update(run.processed)
             progress.done()
-        for p in (pipeline, *extra):
-            p.close()
-    summary = run.summary()
-    summary["tasks"] = tasks
-    summary["backend"] = ctx.backend
-    summary["workers"] = 1 + len(extra)
-    if args.output:
-        summary["output"] = str(Path(args.output))
+        run.close()
+    summaries = run.summaries()
     monitoring.close()  # sends what is still queued first, so the figures below are final
-    summary.update({k: v for k, v in report.summary().items() if v})
-    summary.update(monitoring.summary())
-    print_summary(summary)
+    for i, summary in enumerate(summaries):
+        summary.update({"tasks": tasks, "backend": ctx.backend, "workers": plan.workers,
+                        "workers_reason": plan.reason})
+        if outputs:
+            summary["output"] = str(outputs[i])
+        summary.update({k: v for k, v in reports[i].summary().items() if v})
+        if len(summaries) == 1:
+            summary.update(monitoring.summary())
+        print_summary(summary)
+    if len(summaries) > 1 and monitoring_lines(monitoring.summary()):
+        print("\n".join(monitoring_lines(monitoring.summary())))
     if args.stats:
-        Path(args.stats).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    if summary.get("source_error"):
-        print(f"error: {summary['source_error']}", file=sys.stderr)
-        return 1
-    return 1 if run.runner.error else 0
-
-
-def build_pipelines(tasks: list[str], ctx: StageContext) -> tuple[Pipeline, list[Pipeline]]:
-    """The main pipeline plus workers-1 independent copies (own engines) for throughput mode. With
-    several workers each ONNX Runtime session gets one thread unless engine.threads says otherwise."""
-    workers = ctx.config.engine.workers
-    if workers > 1 and ctx.config.engine.threads == 0:
-        ctx.config.engine.threads = 1
-    main = build_pipeline(tasks, ctx)
-    return main, [build_pipeline(tasks, ctx) for _ in range(workers - 1)]
+        saved = summaries[0] if len(summaries) == 1 else {"workers": plan.workers, "sources": summaries,
+                                                           **monitoring.summary()}
+        Path(args.stats).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    failed = [s for s in summaries if s.get("source_error")]
+    for s in failed:
+        print(f"error: {s['source']}: {s['source_error']}", file=sys.stderr)
+    return 1 if failed or any(r.runner.error for r in run.runs) else 0
 
 
 def print_summary(s: dict) -> None:
@@ -169,8 +213,13 @@ def print_summary(s: dict) -> None:
             lines.append(f"  zone {name}: entered {z['entered']}, left {z['left']}, inside now {z['inside']}")
     if s.get("events"):
         lines.append("events: " + ", ".join(f"{k} {v}" for k, v in s["events"].items()))
-    if "mqtt" in s:
-        m = s["mqtt"]
-        lines.append(f"mqtt {m['broker']}: published {m['published']}, dropped {m['dropped']}, still queued "
-                     f"{m['queued']}, reconnects {m['reconnects']}")
-    print("\n".join(lines))
+    print("\n".join(lines + monitoring_lines(s)))
+
+
+def monitoring_lines(s: dict) -> list[str]:
+    """The MQTT publisher's figures from a summary, if it has them."""
+    if "mqtt" not in s:
+        return []
+    m = s["mqtt"]
+    return [f"mqtt {m['broker']}: published {m['published']}, dropped {m['dropped']}, still queued "
+            f"{m['queued']}, reconnects {m['reconnects']}"]

@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 from vision_app.cli.common import app_config, model_store
-from vision_app.cli.run import build_pipelines
-from vision_app.runner import LiveRun
+from vision_app.multirun import MultiRun
+from vision_app.parallelism import plan_workers
+from vision_app.runner import StatusCallback
 from vision_app.soak import Sampler, verdict, write_samples_csv
 from vision_app.sources import open_source
-from vision_app.stages import StageContext, parse_tasks
+from vision_app.stages import StageContext, build_pipelines, parse_tasks
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,18 @@ def cmd_soak(args: argparse.Namespace) -> int:
     tasks = parse_tasks(args.tasks)
     store = model_store(args)
     ctx = StageContext(cfg, store)
-    runs: list[LiveRun] = []
-    for spec in args.sources or default_sources(store.root):
-        src = open_source(spec)
-        pipeline, extra = build_pipelines(tasks, ctx)
+    specs = args.sources or default_sources(store.root)
+    sources = [open_source(spec) for spec in specs]
+    plan = plan_workers(cfg.engine, sources=len(sources), live=any(s.live for s in sources),
+                        offline=cfg.capture.video_mode == "offline", backend=ctx.backend)
+    log.info("workers: %d — %s", plan.workers, plan.reason)
+    pipelines = build_pipelines(tasks, ctx, plan.workers, plan.threads)
 
-        def on_status(kind: str, message: str, source: str = spec) -> None:
-            log.warning("%s: %s: %s", source, kind, message)
+    def on_status(i: int) -> StatusCallback:
+        return lambda kind, message: log.warning("%s: %s: %s", specs[i], kind, message)
 
-        runs.append(LiveRun(src, pipeline, extra_pipelines=extra, on_status=on_status))
+    multi = MultiRun(sources, pipelines, on_status=on_status)
+    runs = multi.runs
 
     def frames() -> tuple[int, list[float]]:
         total = sum(r.runner.stats.processed for r in runs)
@@ -65,8 +69,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
               f"frames={s.frames:7d} fps={s.fps:6.1f} p95={s.latency_p95_ms or 0:7.1f} ms", flush=True)
 
     sampler = Sampler(args.interval, frames, show)
-    for r in runs:
-        r.start()
+    multi.start()
     sampler.start()
     end = time.monotonic() + args.minutes * 60
     try:
@@ -77,12 +80,12 @@ def cmd_soak(args: argparse.Namespace) -> int:
     sampler.stop()
     sampler.join(args.interval + 1)
     sampler.take()
-    for r in runs:
-        r.stop(2.0)
-        r.pipeline.close()
+    multi.stop(2.0)
+    multi.close()
     summary = verdict(sampler.samples, args.warmup)
     summary.update({"minutes": round(sampler.samples[-1].t / 60, 2), "tasks": tasks,
                     "sources": [r.source.source_id for r in runs], "backend": ctx.backend,
+                    "workers": plan.workers,
                     "runs": [r.summary() for r in runs]})
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
     if args.csv:

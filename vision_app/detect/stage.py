@@ -38,9 +38,11 @@ class DetectStage:
 
     name = "detect"
 
-    def __init__(self, detector: Detector, tracker: ByteTracker | None = None) -> None:
+    def __init__(self, detector: Detector, tracker: ByteTracker | None = None, owns_detector: bool = True
+                 ) -> None:
         self.detector = detector
         self.tracker = tracker
+        self.owns_detector = owns_detector
         self.conf = detector.params.conf
         # decode down to the tracker's low score so that its second association has boxes to use
         self._decode_conf = min(self.conf, tracker.params.low_score) if tracker else self.conf
@@ -64,8 +66,14 @@ class DetectStage:
         extras[self.name] = {**extras.get(self.name, {}), "track": time.perf_counter() - t0}
         return replace(result, detections=tracked, extras=extras)
 
+    def fork(self) -> "DetectStage":
+        """This stage for another stream: the same detector, a tracker of its own."""
+        tracker = ByteTracker(self.tracker.params) if self.tracker is not None else None
+        return DetectStage(self.detector, tracker, owns_detector=False)
+
     def close(self) -> None:
-        self.detector.close()
+        if self.owns_detector:  # a fork leaves the shared detector to the stage it came from
+            self.detector.close()
 
 
 def build_detect_stage(ctx: Any) -> DetectStage:

@@ -169,6 +169,12 @@ class FaceStage:
         for tid in [k for k, seen in self._last_seen.items() if self._frame_no - seen > horizon]:
             del self._tracks[tid], self._last_seen[tid]
 
+    def fork(self) -> "FaceStage":
+        """This stage for another stream: the same models and gallery matcher, its own tracker and
+        liveness state. The fork does not own the gallery (closing it leaves the gallery open)."""
+        return FaceStage(self.detector, self.embedder, self.passive, self.mesh, self.gates,
+                         self.liveness_params, self.tracker.params, self.matcher, gallery=None)
+
     def reset(self) -> None:
         """Forget all tracks (a new source or a scene cut)."""
         self.tracker.reset()

@@ -17,6 +17,7 @@ bilinearly interpolated probabilities (sub-pixel boundaries, no 257-px staircase
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from typing import TYPE_CHECKING, Sequence
@@ -96,6 +97,13 @@ class Segmenter:
         self.foreground_ids = np.array([self.class_names.index(c) for c in names], np.intp)
         self._ema: NDArray[np.float32] | None = None
         self._lock = threading.Lock()
+
+    def fork(self) -> "Segmenter":
+        """The same model (shared engine) with smoothing state of its own, for another stream."""
+        twin = copy.copy(self)
+        twin._ema = None
+        twin._lock = threading.Lock()
+        return twin
 
     def reset(self) -> None:
         """Forget the smoothed probabilities (the next frame starts a new scene)."""

@@ -7,6 +7,7 @@ is above `threshold + softness/2` get alpha exactly 1 (kept bit-for-bit), those 
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +165,12 @@ class OverlayRenderer:
         self.background = background
         self.legend = legend
         self._fill_cache: dict[tuple[str, int, int], NDArray[np.uint8]] = {}  # one entry: the last size
+
+    def fork(self) -> "OverlayRenderer":
+        """The same settings with a cache of its own (another stream's finish step, on another thread)."""
+        twin = copy.copy(self)
+        twin._fill_cache = {}
+        return twin
 
     def alpha(self, mask: Mask) -> NDArray[np.float32]:
         """Foreground alpha (H, W) float32 from the mask's probabilities (or its labels when it has none)."""

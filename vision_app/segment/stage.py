@@ -32,10 +32,17 @@ class SegmentStage:
 
     name = "segment"
 
-    def __init__(self, segmenter: Segmenter, renderer: OverlayRenderer, scene: SceneChangeDetector) -> None:
+    def __init__(self, segmenter: Segmenter, renderer: OverlayRenderer, scene: SceneChangeDetector,
+                 owns_model: bool = True) -> None:
         self.segmenter = segmenter
         self.renderer = renderer
         self.scene = scene
+        self.owns_model = owns_model
+
+    def fork(self) -> "SegmentStage":
+        """This stage for another stream: the same model, its own smoothing and scene state."""
+        return SegmentStage(self.segmenter.fork(), self.renderer.fork(),
+                            SceneChangeDetector(self.scene.threshold), owns_model=False)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -62,6 +69,8 @@ class SegmentStage:
         return replace(result, mask=mask, image=image, extras=extras)
 
     def close(self) -> None:
+        if not self.owns_model:  # a fork: the stage it came from closes the model
+            return
         close = getattr(self.segmenter.engine, "close", None)
         if close is not None:
             close()
