@@ -29,11 +29,11 @@ BENCHMARKS: dict[str, str] = {
     "face": "vision_app.face.bench:run_face_bench",
     "monitoring": "vision_app.monitoring.bench:run_monitoring_bench",
     "triton": "vision_app.serving.bench:run_triton_bench",
+    "throughput": "vision_app.throughput_bench:run_throughput_bench",
 }
-
-
-# run only when named (--tasks triton): it starts servers and needs the Triton environment
-OPT_IN = {"triton"}
+# run only when named: triton starts servers and needs the Triton environment; throughput takes minutes
+# of whole-process runs
+OPT_IN = {"triton", "throughput"}
 
 
 def register_benchmark(task: str, target: str) -> None:

@@ -1,6 +1,7 @@
 """Annotators: draw results on a COPY of the frame (results never draw themselves)."""
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Iterable
 
@@ -11,12 +12,17 @@ from numpy.typing import NDArray
 from vision_app.types import Detections, Faces, FrameResult
 
 
+@functools.cache
+def _hue_colors() -> tuple[tuple[int, int, int], ...]:
+    """BGR of the 180 OpenCV hues at saturation 200, value 255 (built once, on first use)."""
+    hsv = np.dstack([np.arange(180, dtype=np.uint8)[None, :], np.full((1, 180), 200, np.uint8),
+                     np.full((1, 180), 255, np.uint8)])
+    return tuple((int(b), int(g), int(r)) for b, g, r in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0])
+
+
 def _color(key: int) -> tuple[int, int, int]:
     """A stable, distinct BGR colour per class or track id."""
-    hue = (key * 47) % 180
-    hsv = np.array([[[hue, 200, 255]]], np.uint8)
-    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
-    return int(b), int(g), int(r)
+    return _hue_colors()[(key * 47) % 180]
 
 
 _FAR = 1 << 20  # pixels: beyond any frame, well inside the 32-bit ints OpenCV's drawing takes (and shifts)
@@ -44,18 +50,31 @@ def _label(img: NDArray[np.uint8], text: str, x: int, y: int, color: tuple[int, 
     cv2.putText(img, text, (x + 1, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
 
+def _boxes_px(xyxy: NDArray[np.float32]) -> tuple[list[list[int]], list[bool]]:
+    """(N, 4) boxes -> their pixel coordinates as ints clamped to ±_FAR (as _px, for all boxes in a few
+    numpy calls) and whether each box is drawable (all four values finite)."""
+    arr = np.asarray(xyxy, np.float64)
+    ok = np.isfinite(arr).all(axis=1)
+    px = np.rint(np.clip(np.where(np.isfinite(arr), arr, 0.0), -_FAR, _FAR)).astype(np.int64)
+    return px.tolist(), ok.tolist()
+
+
 def draw_detections(img: NDArray[np.uint8], dets: Detections) -> NDArray[np.uint8]:
     """Boxes, labels, scores and track ids drawn in place on img (BGR uint8, source pixels)."""
+    if not len(dets):
+        return img
     thick = max(1, round(min(img.shape[:2]) / 400))
-    for i in range(len(dets)):
-        box = _px(*dets.xyxy[i])
-        if box is None:
+    boxes, drawable = _boxes_px(dets.xyxy)
+    classes = dets.class_id.tolist()
+    scores = dets.confidence.tolist()
+    tids = dets.tracker_id.tolist() if dets.tracker_id is not None else None
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        if not drawable[i]:
             continue
-        x1, y1, x2, y2 = box
-        tid = None if dets.tracker_id is None else int(dets.tracker_id[i])
-        color = _color(int(dets.class_id[i]) if tid is None or tid < 0 else tid)
+        tid = None if tids is None else tids[i]
+        color = _color(classes[i] if tid is None or tid < 0 else tid)
         cv2.rectangle(img, (x1, y1), (x2, y2), color, thick)
-        text = f"{dets.label(i)} {dets.confidence[i]:.2f}"
+        text = f"{dets.label(i)} {scores[i]:.2f}"
         if tid is not None and tid >= 0:
             text = f"#{tid} {text}"
         _label(img, text, x1, y1, color)

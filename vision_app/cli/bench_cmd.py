@@ -20,10 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks: per-part timings and end-to-end fps")
     add_common(p)
     p.add_argument("--tasks", help=f"comma-separated benchmarks to run: {', '.join(BENCHMARKS)} (default all but "
-                   f"{', '.join(sorted(OPT_IN))})")
+                   f"{', '.join(sorted(OPT_IN))}, which start servers or take minutes)")
     p.add_argument("--video", help=f"video for end-to-end runs (default: <model folder>/../{DEFAULT_VIDEO}, "
                    "i.e. ../shared/media in development)")
-    p.add_argument("--frames", type=int, default=0, help="use only the first N frames (0 = all)")
+    p.add_argument("--frames", type=int, default=0, help="use only the first N frames (0 = all; throughput: "
+                   "the generated clip's length, default 1000)")
     p.add_argument("--repeat", type=int, default=200, help="timed calls per synthetic measurement")
     p.add_argument("--model", action="append", help="only this model (repeatable; default: every "
                    "present model of the task)")

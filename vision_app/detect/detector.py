@@ -61,6 +61,7 @@ class Detector:
         self.params = params
         self.class_names = tuple(entry.classes)
         self.preprocess = Preprocessor.from_entry(entry)
+        self.preprocess.reuse_buffers = True  # one Detector per worker thread; the blob is used at once
         self.decoder: Decoder = build_decoder(entry)
         self.input_name = str(entry.input.get("name") or next(iter(engine.inputs)))
         if self.input_name not in engine.inputs:

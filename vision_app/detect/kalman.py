@@ -14,7 +14,6 @@ _STD_VEL = 1.0 / 160.0  # velocity noise, as a share of the box size
 
 _F = np.eye(8, dtype=np.float64)
 _F[:4, 4:] = np.eye(4)
-_H = np.eye(4, 8, dtype=np.float64)
 
 
 def xyxy_to_cxcywh(xyxy: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -48,15 +47,28 @@ def initiate(boxes: NDArray[np.floating]) -> tuple[NDArray[np.float64], NDArray[
     return mean, cov
 
 
+# per-component weights of the process noise: position-like for [x, y, w, h], velocity-like for the rest
+_Q_WEIGHTS = np.array([_STD_POS] * 4 + [_STD_VEL] * 4, np.float64)
+
+
+def _add_diagonal(cov: NDArray[np.float64], values: NDArray[np.float64]) -> None:
+    """cov[n, i, i] += values[n, i] in place for (N, k, k) cov (a strided view of the diagonals)."""
+    n, k = cov.shape[0], cov.shape[1]
+    if cov.flags.c_contiguous:
+        cov.reshape(n, k * k)[:, ::k + 1] += values
+    else:
+        idx = np.arange(k)
+        cov[:, idx, idx] += values
+
+
 def predict(mean: NDArray[np.float64], cov: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """One frame ahead for all tracks: means (N, 8), covariances (N, 8, 8) -> new arrays."""
     if len(mean) == 0:
         return mean, cov
-    q_std = np.concatenate([_size_std(mean[:, 2:4], _STD_POS), _size_std(mean[:, 2:4], _STD_VEL)], axis=1)
+    q_std = np.tile(np.maximum(mean[:, 2:4], 1.0), 4) * _Q_WEIGHTS  # = _size_std for POS then VEL
     mean = mean @ _F.T
     cov = _F @ cov @ _F.T
-    idx = np.arange(8)
-    cov[:, idx, idx] += q_std ** 2
+    _add_diagonal(cov, q_std * q_std)
     return mean, cov
 
 
@@ -67,12 +79,12 @@ def update(mean: NDArray[np.float64], cov: NDArray[np.float64], boxes: NDArray[n
         return mean, cov
     z = xyxy_to_cxcywh(boxes)
     r_std = _size_std(mean[:, 2:4], _STD_POS)
-    s = _H @ cov @ _H.T  # (N, 4, 4) innovation covariance
-    idx = np.arange(4)
-    s[:, idx, idx] += r_std ** 2
-    pht = cov @ _H.T  # (N, 8, 4)
+    # H = [I 0] selects the first 4 state components, so H P H^T, P H^T and H P are slices of P
+    s = cov[:, :4, :4].copy()  # (N, 4, 4) innovation covariance
+    _add_diagonal(s, r_std * r_std)
+    pht = cov[:, :, :4]  # (N, 8, 4)
     gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)  # P H^T S^-1, S symmetric
     innov = z - mean[:, :4]
     mean = mean + np.einsum("nij,nj->ni", gain, innov)
-    cov = cov - gain @ _H @ cov
+    cov = cov - gain @ cov[:, :4, :]
     return mean, cov
