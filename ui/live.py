@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject
 
 from vision_app.models import ModelStore
 from vision_app.monitoring.hub import Monitoring
+from vision_app.multirun import SharedPool
 from vision_app.runner import Sink
 from vision_app.types import FrameResult
 
@@ -35,7 +36,8 @@ class LiveFeed(QObject):
                  extra_sinks: Callable[[], Sequence[Sink]] = lambda: (),
                  prepare: Callable[[FrameResult], tuple[FrameResult, Any]] | None = None,
                  loop_files: bool = False, status_hook: Callable[[str, str], None] | None = None,
-                 monitoring: Monitoring | None = None, name: str = "feed", parent: QObject | None = None) -> None:
+                 monitoring: Monitoring | None = None, name: str = "feed", parent: QObject | None = None,
+                 pool: SharedPool | None = None) -> None:
         super().__init__(parent)
         self.status = Listeners()   # (kind, message)
         self.frame = Listeners()    # ViewItem
@@ -47,7 +49,7 @@ class LiveFeed(QObject):
         self.session = Session(config_path=config_path, store=store, on_result=self._on_result,
                                on_status=self._post_status, extra_sinks=extra_sinks,
                                loop_files=loop_files, base_overrides=base_overrides, monitoring=monitoring,
-                               name=name)
+                               name=name, pool=pool)
         self.bridge.frame_ready.connect(self._show)
         self.bridge.events.connect(self._event)
         self.last: ViewItem | None = None

@@ -1,11 +1,12 @@
-"""Monitoring mode: up to 4 live sources in a grid, each with its own LiveRun, and an event list."""
+"""Monitoring mode: up to 4 live sources in a grid, each with its own capture thread, in-order steps and
+statistics, all sharing one pool of workers sized to the machine (engine.workers), and an event list."""
 from __future__ import annotations
 
 import logging
 import time
 from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QColor, QIcon, QMouseEvent, QPixmap
@@ -14,6 +15,8 @@ from PySide6.QtWidgets import (QFrame, QGridLayout, QLabel, QListWidget, QListWi
 
 from vision_app.errors import ConfigError
 from vision_app.monitoring.face_events import EventDetector
+from vision_app.multirun import SharedPool
+from vision_app.parallelism import plan_workers
 
 from ui.context import AppContext
 from ui.controls import task_available
@@ -40,6 +43,18 @@ def default_tasks() -> tuple[str, ...]:
         if task_available(t):
             return (t,)
     return ("passthrough",)
+
+
+def shared_pool(ctx: AppContext, spec: PipelineSpec, sources: int,
+                on_error: Callable[[str, str], None]) -> SharedPool | None:
+    """One pool of workers for all tiles (engine.workers; "auto": one per core), None for one source."""
+    if sources < 2:
+        return None
+    engine = spec.config(ctx.config_path, ctx.base_overrides).engine
+    plan = plan_workers(engine, sources=sources, live=True,
+                        backend="none" if set(spec.tasks) <= {"passthrough"} else "onnxruntime")
+    log.info("monitor: %d worker(s) for %d sources — %s", plan.workers, sources, plan.reason)
+    return SharedPool(plan.workers, plan.threads, on_error=on_error)
 
 
 class Tile(QFrame):
@@ -83,6 +98,7 @@ class MonitorWindow(QMainWindow):
         self.setWindowTitle(f"vision-app monitor — {len(sources)} source(s)")
         self.ctx = ctx
         self.spec = PipelineSpec(tuple(tasks) if tasks else default_tasks())
+        self.pool = shared_pool(ctx, self.spec, len(sources), self._pool_error)
         self.tiles: list[Tile] = []
         self.feeds: list[LiveFeed] = []
         self.enlarged: Tile | None = None
@@ -115,7 +131,8 @@ class MonitorWindow(QMainWindow):
             sink = EventSink(short_name(src), detector, post=lambda payload: None)  # set below
             feed = LiveFeed(tile.view, config_path=ctx.config_path, base_overrides=ctx.base_overrides,
                             store=lambda: ctx.store, extra_sinks=partial(list, (sink,)), loop_files=loop_files,
-                            status_hook=sink.status, monitoring=ctx.monitoring, name=f"monitor{i}", parent=self)
+                            status_hook=sink.status, monitoring=ctx.monitoring, name=f"monitor{i}", parent=self,
+                            pool=self.pool)
             sink.post = feed.post
             feed.other.connect(self.add_event)
             feed.status.connect(lambda kind, msg, t=tile: self.on_status(t, kind, msg))
@@ -176,10 +193,17 @@ class MonitorWindow(QMainWindow):
         for t in self.tiles:
             t.setVisible(self.enlarged is None or t is self.enlarged)
 
+    def _pool_error(self, stage: str, message: str) -> None:
+        """A stage failed on one of the shared workers (a worker thread): an error event in the list."""
+        if self.feeds:
+            self.feeds[0].post(MonitorEvent(time.time(), "shared workers", "error", message))
+
     def closeEvent(self, event: QCloseEvent) -> None:
         self._timer.stop()
         for feed in self.feeds:  # all stop together, then each is joined
             feed.session.signal_stop()
         for feed in self.feeds:
             feed.stop(timeout=1.0)
+        if self.pool is not None:
+            self.pool.close()
         super().closeEvent(event)

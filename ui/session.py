@@ -22,9 +22,11 @@ from vision_app.errors import SourceError, VisionAppError
 from vision_app.models import ModelStore
 from vision_app.monitoring.hub import Monitoring, SourceReport, detector_classes
 from vision_app.pipeline import Pipeline
+from vision_app.multirun import SharedPool
+from vision_app.pool import WorkerPool
 from vision_app.runner import CallbackSink, LiveRun, Sink
 from vision_app.sources import FrameSource, open_source
-from vision_app.stages import StageContext, build_pipeline
+from vision_app.stages import StageContext, build_pipeline, build_pipelines
 from vision_app.types import Frame, FrameResult
 
 from ui.recorder import RecorderSink
@@ -120,7 +122,10 @@ class Session:
                  on_result: Callable[[FrameResult], None], on_status: StatusFn,
                  extra_sinks: Callable[[], Sequence[Sink]] = lambda: (), loop_files: bool = False,
                  base_overrides: Mapping[str, Any] | None = None, monitoring: Monitoring | None = None,
-                 name: str = "session") -> None:
+                 name: str = "session", pool: SharedPool | None = None) -> None:
+        """pool: a pool of workers shared with other sessions (the monitor): this session then runs only
+        its in-order steps (trackers, drawing, sinks) on its own fork of the pool's stages, and its
+        tasks are fixed by the pool (reconfigure is refused)."""
         self.config_path = config_path
         self.base_overrides = dict(base_overrides or {})
         self._store_factory = store
@@ -135,6 +140,8 @@ class Session:
         self.report: SourceReport | None = None  # zones, MQTT and metrics of the running source
         self.run: LiveRun | None = None
         self.pipeline: SwappablePipeline | None = None
+        self.shared = pool
+        self._fork: Pipeline | None = None  # with a shared pool: this session's in-order stages
         self.context: StageContext | None = None
         self.spec = PipelineSpec()
         self._active: PipelineSpec | None = None  # the spec the running pipeline was built from
@@ -203,6 +210,18 @@ class Session:
                                   on_error=lambda stage, msg: self._status("stage_error", msg))
         return pipeline, ctx
 
+    def _join_pool(self, shared: SharedPool, spec: PipelineSpec) -> tuple[WorkerPool, Pipeline, StageContext]:
+        """The shared pool (its workers built from `spec` by the first session to start) and this
+        session's fork of the stages."""
+        ctx = self._make_context(spec)
+
+        def build(workers: int, threads: int) -> list[Pipeline]:
+            shared.context = ctx  # whose engines the workers run (backend and providers for the status)
+            return build_pipelines(list(spec.tasks), ctx, workers, threads, on_error=shared.on_error)
+
+        pool, fork = shared.stream(build, on_error=lambda stage, msg: self._status("stage_error", msg))
+        return pool, fork, shared.context or ctx
+
     def _start_worker(self, gen: int, source_spec: str, spec: PipelineSpec) -> None:
         source: FrameSource | None = None
         pipeline: Pipeline | None = None
@@ -213,7 +232,11 @@ class Session:
                                  test_size=(cap.test_size[0], cap.test_size[1]), test_fps=cap.test_fps)
             if self.loop_files and not source.live:
                 source = LoopingSource(source)
-            pipeline, ctx = self._build(spec)
+            pool: WorkerPool | None = None
+            if self.shared is not None:
+                pool, pipeline, ctx = self._join_pool(self.shared, spec)
+            else:
+                pipeline, ctx = self._build(spec)
             report = (self.monitoring.attach(source.source_id, detector_classes(ctx, spec.tasks))
                       if self.monitoring is not None else None)
             extra = list(self.extra_sinks())
@@ -241,14 +264,19 @@ class Session:
             self._active = spec
             mode = cfg.ui.file_mode
             media_clock = mode == "offline" and not source.live and source.fps
-            self.pipeline = SwappablePipeline(pipeline, source.fps if media_clock else None)
             self.source_id = source.source_id
             sinks: list[Sink] = [*(report.sinks if report else ()), *extra, self.recorder,
                                  CallbackSink(self.on_result)]
-            self.run = LiveRun(source, self.pipeline, sinks, mode=mode,  # type: ignore[arg-type]
-                               on_status=self._status,
-                               reconnect=(cap.reconnect_initial_s, cap.reconnect_max_s,
-                                          cap.reconnect_attempts), post=report.step if report else None)
+            reconnect = (cap.reconnect_initial_s, cap.reconnect_max_s, cap.reconnect_attempts)
+            post = report.step if report else None
+            if pool is not None:  # the pool's workers run the models; this thread the in-order steps
+                self._fork = pipeline
+                self.run = LiveRun(source, pipeline, sinks, mode=mode, on_status=self._status,
+                                   reconnect=reconnect, pool=pool, post=post)
+            else:
+                self.pipeline = SwappablePipeline(pipeline, source.fps if media_clock else None)
+                self.run = LiveRun(source, self.pipeline, sinks, mode=mode,  # type: ignore[arg-type]
+                                   on_status=self._status, reconnect=reconnect, post=post)
             self.report = report
             if report is not None:
                 report.track(self.run.counters)
@@ -273,6 +301,7 @@ class Session:
             self._generation += 1
             run, self.run = self.run, None
             pipeline, self.pipeline = self.pipeline, None
+            fork, self._fork = self._fork, None
             self._active = None
             starter = self._starter
             self._wanted = None
@@ -281,6 +310,8 @@ class Session:
             ok = run.stop(timeout)
             if ok and pipeline is not None:
                 pipeline.close()
+            if ok and fork is not None:
+                fork.close()
             elif not ok:
                 log.error("%s: threads did not stop within %.1f s", self.name, timeout)
                 self._unjoined = [t for t in (run.capture, run.runner) if t.is_alive()]
@@ -297,6 +328,10 @@ class Session:
     # ---- live reconfiguration ----------------------------------------------------------------
     def reconfigure(self, spec: PipelineSpec) -> None:
         """Build a pipeline for `spec` on the builder thread and swap it in; returns at once."""
+        if self.shared is not None:
+            if spec != self._active:
+                log.warning("%s: tasks of a session on a shared pool are fixed; ignoring %s", self.name, spec)
+            return
         with self._lock:
             self.spec = spec
             if self.run is None:

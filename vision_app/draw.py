@@ -54,9 +54,9 @@ def _boxes_px(xyxy: NDArray[np.float32]) -> tuple[list[list[int]], list[bool]]:
     """(N, 4) boxes -> their pixel coordinates as ints clamped to ±_FAR (as _px, for all boxes in a few
     numpy calls) and whether each box is drawable (all four values finite)."""
     arr = np.asarray(xyxy, np.float64)
-    ok = np.isfinite(arr).all(axis=1)
-    px = np.rint(np.clip(np.where(np.isfinite(arr), arr, 0.0), -_FAR, _FAR)).astype(np.int64)
-    return px.tolist(), ok.tolist()
+    finite = np.isfinite(arr)
+    px = np.rint(np.clip(np.where(finite, arr, 0.0), -_FAR, _FAR)).astype(np.int64)
+    return px.tolist(), [bool(row.all()) for row in finite]
 
 
 def draw_detections(img: NDArray[np.uint8], dets: Detections) -> NDArray[np.uint8]:

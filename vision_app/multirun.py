@@ -104,6 +104,7 @@ class SharedPool:
         self.workers = workers
         self.threads = threads  # ONNX Runtime threads per session that build() should use
         self.on_error = on_error
+        self.context: Any = None  # what build() may leave here: the StageContext the workers were built in
         self._pool: WorkerPool | None = None
         self._lock = threading.Lock()
 

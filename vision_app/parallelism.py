@@ -82,6 +82,6 @@ def plan_workers(engine: EngineConfig, *, sources: int = 1, live: bool = False, 
         threads = _threads(engine, n, cores)
         why = (f"auto: offline file on {cores} core(s): {n} whole-frame worker(s)" if n > 1 else
                "auto: offline file on 1 core: one worker")
-    if n > 1 or pooled:
+    if (n > 1 or pooled) and backend != "none":
         why += f", {threads or 'default'} ONNX Runtime thread(s) per worker"
     return WorkerPlan(n, threads, pooled, why)

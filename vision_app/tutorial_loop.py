@@ -21,6 +21,7 @@ TUTORIAL_THREADS = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     import cv2
+    import numpy as np
 
     from engines.onnxruntime import OnnxRuntimeEngine
     from vision_app.detect.detector import DetectParams, Detector
@@ -46,9 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = 0
     t0 = time.perf_counter()
     while True:
-        ok, frame = cap.read()
+        ok, img = cap.read()
         if not ok:
             break
+        frame = np.asarray(img, np.uint8)  # typed view, no copy
         dets = detector(frame)
         out = draw_detections(frame.copy(), dets)
         if writer is None:
