@@ -187,14 +187,12 @@ def _end_to_end(ctx: BenchContext, model: str, workers: int) -> tuple[float, flo
     """The app's pipeline offline on the video: (fps, mean model seconds per frame, frames)."""
     from vision_app.runner import CallbackSink, LiveRun
     from vision_app.sources import open_source
-    from vision_app.stages import StageContext, build_pipeline
+    from vision_app.stages import StageContext, build_pipelines
 
     cfg = copy.deepcopy(ctx.config)
     cfg.detect.model = model
-    if workers > 1 and cfg.engine.threads == 0:
-        cfg.engine.threads = 1
     sctx = StageContext(cfg, ctx.models)
-    pipelines = [build_pipeline(["detect"], sctx) for _ in range(workers)]
+    pipelines = build_pipelines(["detect"], sctx, workers, cfg.engine.threads or (1 if workers > 1 else 0))
     model_s: list[float] = []
     run = LiveRun(open_source(str(ctx.video)), pipelines[0],
                   [CallbackSink(lambda r: model_s.append(r.extras.get("detect", {}).get("model", 0.0)))],
