@@ -5,7 +5,7 @@ the real stage from config overrides (as `run --tasks ...` does), feeds it decod
 the case's size, and times process + finish (model, smoothing, mask, overlay or stylization, resize
 back); decoding is not timed. Two modes: one pipeline with the configured ONNX Runtime threads, and
 throughput mode (2 workers with one thread each on alternate frames, finish in frame order), as
-`run --workers 2` does.
+`run` does for files (one worker per core).
 """
 from __future__ import annotations
 
