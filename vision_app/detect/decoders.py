@@ -180,6 +180,8 @@ class AnchorHeadDecoder:
                                  f"anchors [[w, h], ...] ({exc})") from None
         self.output_names = tuple(h.output for h in self.heads)
         self._grids = _GridCache()
+        self._tables: dict[tuple[tuple[int, int], ...], tuple[NDArray[np.float32], NDArray[np.float32],
+                                                              NDArray[np.float32], list[int]]] = {}
 
     def _expected(self, head: _Head) -> list[int | None]:
         a, v = len(head.anchors), 5 + self.num_classes
@@ -194,9 +196,36 @@ class AnchorHeadDecoder:
                    + (f" on a {self.input_size[0]}x{self.input_size[1]} input" if self.input_size else ""))
             _check_shape(self.model, self.kind, head.output, self._expected(head), shapes, why)
 
-    def _select(self, head: _Head, out: np.ndarray, conf: float) -> tuple[np.ndarray, ...] | None:
-        """Rows of one head whose objectness passes conf: (raw (K, 5+C), cell xy (K, 2), anchor wh (K, 2),
-        stride (K, 1), scale_x_y (K, 1)), or None."""
+    def _table(self, key: tuple[tuple[int, int], ...]) -> tuple[NDArray[np.float32], NDArray[np.float32],
+                                                                  NDArray[np.float32], list[int]]:
+        """For heads with grids `key` ((gh, gw) per head): per candidate row (head, anchor, cell in that
+        order) the box-centre offset (N, 2) and scale (N, 1) in input pixels, the anchor (N, 2), and each
+        head's first row. Built once per grid sizes: xy = t * scale + offset is the darknet / YOLOv5
+        formula with every per-cell constant folded in."""
+        table = self._tables.get(key)
+        if table is None:
+            offsets, scales, anchors, bases, n = [], [], [], [], 0
+            for head, (gh, gw) in zip(self.heads, key):
+                a, cells = len(head.anchors), gh * gw
+                grid = self._grids.get(gh, gw)
+                if self.style == "v5":  # xy = (2 sig - 0.5 + cell) * s
+                    scale, shift = 2.0 * head.stride, -0.5
+                else:  # xy = (sig * sxy - (sxy - 1) / 2 + cell) * s
+                    scale, shift = head.scale_x_y * head.stride, -0.5 * (head.scale_x_y - 1.0)
+                offsets.append(np.tile((grid + shift) * head.stride, (a, 1)))
+                scales.append(np.full((a * cells, 1), scale, np.float32))
+                anchors.append(np.repeat(head.anchors, cells, axis=0))
+                bases.append(n)
+                n += a * cells
+            table = (np.concatenate(offsets).astype(np.float32), np.concatenate(scales),
+                     np.concatenate(anchors).astype(np.float32), bases)
+            self._tables[key] = table
+        return table
+
+    def _select(self, head: _Head, out: np.ndarray, conf: float
+                ) -> tuple[tuple[int, int], NDArray[np.float32] | None, NDArray[np.intp] | None]:
+        """One head: its grid size, the rows whose objectness passes conf (K, 5+C) and their row number
+        within the head (anchor * cells + cell), or None, None."""
         a, v = len(head.anchors), 5 + self.num_classes
         if self.layout == "nchw":
             _runtime_shape(self.model, head.output, out, 4, a * v, 1)
@@ -214,31 +243,33 @@ class AnchorHeadDecoder:
         # score = obj * cls <= obj: drop cells on objectness (compared as logits) before anything else
         a_idx, cell = np.nonzero(obj_raw > (_logit(conf) if self.sigmoid else conf))
         if a_idx.size == 0:
-            return None
+            return (gh, gw), None, None
         raw = view[a_idx, :, cell] if self.layout == "nchw" else view[a_idx, cell]
-        k = (a_idx.size, 1)
-        return (raw, self._grids.get(gh, gw)[cell], head.anchors[a_idx],
-                np.full(k, head.stride, np.float32), np.full(k, head.scale_x_y, np.float32))
+        return (gh, gw), raw, a_idx * (gh * gw) + cell
 
     def __call__(self, outputs: Mapping[str, np.ndarray], conf: float) -> Candidates:
-        parts = [p for h in self.heads if (p := self._select(h, outputs[h.output], conf)) is not None]
-        if not parts:
+        picked = [self._select(h, outputs[h.output], conf) for h in self.heads]
+        offset, scale, anchor, bases = self._table(tuple(p[0] for p in picked))
+        found = [(raw, rows + base) for (_, raw, rows), base in zip(picked, bases) if raw is not None]
+        if not found:
             return Candidates.empty()
-        raw, grid, anchors, stride, sxy = (np.concatenate(c) for c in zip(*parts))
+        if len(found) == 1:
+            raw, row = found[0]
+        else:
+            raw, row = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
         cls_raw = raw[:, 5:]
         cls = cls_raw.argmax(axis=1)  # the sigmoid is monotonic: the best logit is the best probability
         best = cls_raw[np.arange(cls.size), cls]
         score = _sigmoid(raw[:, 4]) * _sigmoid(best) if self.sigmoid else raw[:, 4] * best
         keep = np.flatnonzero(score > conf)
-        raw, grid, anchors, stride, sxy = raw[keep], grid[keep], anchors[keep], stride[keep], sxy[keep]
+        raw, row = raw[keep], row[keep]
         txy = _sigmoid(raw[:, 0:2]) if self.sigmoid else raw[:, 0:2]
+        xy = txy * scale[row] + offset[row]
         if self.style == "v5":
             twh = _sigmoid(raw[:, 2:4]) if self.sigmoid else raw[:, 2:4]
-            xy = (txy * 2.0 - 0.5 + grid) * stride
-            wh = (twh * 2.0) ** 2 * anchors
+            wh = (twh * 2.0) ** 2 * anchor[row]
         else:  # darknet activates xy/obj/cls only; wh stays in log space
-            xy = (txy * sxy - 0.5 * (sxy - 1.0) + grid) * stride
-            wh = np.exp(raw[:, 2:4]) * anchors
+            wh = np.exp(raw[:, 2:4]) * anchor[row]
         return _finite(_cxcywh_to_xyxy(xy, wh), score[keep].astype(np.float32, copy=False),
                        cls[keep].astype(np.int32))
 

@@ -24,7 +24,13 @@ def box_area(xyxy: NDArray[np.floating]) -> NDArray[np.floating]:
 
 def _intersections(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
     """(N, 4) and (M, 4) float32 boxes -> (N, M) intersection areas, with two (N, M) temporaries only
-    (contiguous coordinate vectors and in-place ops: this is the hot loop of NMS)."""
+    (contiguous coordinate vectors and in-place ops: this is the hot loop of NMS). Small inputs (a
+    tracker's tracks x detections, a frame's few candidates) take a path with fewer numpy calls."""
+    if a.shape[0] * b.shape[0] <= 1024:
+        wh = np.minimum(a[:, None, 2:], b[None, :, 2:])
+        wh -= np.maximum(a[:, None, :2], b[None, :, :2])
+        np.maximum(wh, 0, out=wh)
+        return wh[..., 0] * wh[..., 1]
     ax1, ay1, ax2, ay2 = (np.ascontiguousarray(a[:, i]) for i in range(4))
     bx1, by1, bx2, by2 = (np.ascontiguousarray(b[:, i]) for i in range(4))
     iw = np.minimum(ax2[:, None], bx2[None, :])
@@ -43,13 +49,7 @@ def box_iou(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.floa
     empty matrix; pairs whose union is empty (both degenerate) give 0."""
     a = np.asarray(a, np.float32).reshape(-1, 4)
     b = np.asarray(b, np.float32).reshape(-1, 4)
-    if a.shape[0] * b.shape[0] <= 1024:  # a tracker's tracks x detections: fewer numpy calls win
-        wh = np.minimum(a[:, None, 2:], b[None, :, 2:])
-        wh -= np.maximum(a[:, None, :2], b[None, :, :2])
-        np.maximum(wh, 0, out=wh)
-        inter = wh[..., 0] * wh[..., 1]
-    else:
-        inter = _intersections(a, b)
+    inter = _intersections(a, b)
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
     out = np.zeros_like(inter)
     np.divide(inter, union, out=out, where=union > 0)
