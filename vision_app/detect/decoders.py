@@ -250,7 +250,8 @@ class AnchorHeadDecoder:
     def __call__(self, outputs: Mapping[str, np.ndarray], conf: float) -> Candidates:
         picked = [self._select(h, outputs[h.output], conf) for h in self.heads]
         offset, scale, anchor, bases = self._table(tuple(p[0] for p in picked))
-        found = [(raw, rows + base) for (_, raw, rows), base in zip(picked, bases) if raw is not None]
+        found = [(raw, rows + base) for (_, raw, rows), base in zip(picked, bases)
+                 if raw is not None and rows is not None]
         if not found:
             return Candidates.empty()
         if len(found) == 1:
