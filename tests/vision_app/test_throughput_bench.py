@@ -1,0 +1,62 @@
+"""`bench --tasks throughput` parts run end to end on small inputs and report every column (the numbers
+are not checked: timings are benchmarks, never test asserts)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from vision_app.benchmark import BenchContext, parse_bench_tasks
+from vision_app.config import load_config
+from vision_app.models import ModelStore
+from vision_app.parallelism import machine_cores
+
+
+@pytest.fixture()
+def bctx(models_dir: Path) -> BenchContext:
+    return BenchContext(load_config(), ModelStore(models_dir), repeat=10)
+
+
+def test_throughput_is_only_run_when_asked_for() -> None:
+    assert "throughput" not in parse_bench_tasks(None)
+    assert parse_bench_tasks("throughput") == ["throughput"]
+
+
+def test_clip_from_the_video_or_synthetic(media_dir: Path, tmp_path: Path) -> None:
+    from vision_app.throughput_bench import make_clip
+
+    for source in (media_dir / "video/carphone_face_176x144.mp4", None):
+        clip = make_clip(tmp_path / "c.mp4", 130, (320, 136), 25.0, source)  # longer than the 120-frame video
+        cap = cv2.VideoCapture(str(clip))
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 130
+        assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (320, 136)
+        cap.release()
+
+
+def test_alternated_pairs_and_steps_on_a_short_clip(bctx: BenchContext, media_dir: Path, tmp_path: Path) -> None:
+    from vision_app.throughput_bench import CLIP_SIZE, PAIRS, compare_runs, make_clip, steps_table
+
+    clip = make_clip(tmp_path / "clip.mp4", 24, CLIP_SIZE, 25.0, media_dir / "video/bikes_640x272.mp4")
+    table, run_fps = compare_runs(bctx, clip, tmp_path, "yolo-fastest-1.1-xl", 24)
+    assert [r["order"] for r in table.rows[:PAIRS]] == ["run then tutorial", "tutorial then run", "run then tutorial"]
+    assert table.rows[-1]["pair"] == "median" and table.rows[-1]["ratio"] > 0 and run_fps > 0
+    for name in ("run.mp4", "tutorial.mp4"):  # both wrote the annotated video, every frame
+        assert int(cv2.VideoCapture(str(tmp_path / name)).get(cv2.CAP_PROP_FRAME_COUNT)) == 24
+    steps = steps_table(bctx, clip, "yolo-fastest-1.1-xl", 24, run_fps)
+    names = [r["step"] for r in steps.rows]
+    for step in ("read", "preprocess", "decode+nms", "track", "draw", "encode"):
+        assert step in names
+    assert any(n.startswith("detect stage's own work") for n in names)
+    assert any("hand-offs" in n for n in names) and all(r["ms"] >= 0 or "hand-offs" in r["step"] for r in steps.rows)
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_a_streams_trial_counts_reads_and_drops(bctx: BenchContext, tmp_path: Path, pooled: bool) -> None:
+    from vision_app.streams_bench import STREAM_FPS, STREAM_SIZE, trial
+    from vision_app.throughput_bench import make_clip
+
+    clip = make_clip(tmp_path / "s.mp4", 60, STREAM_SIZE, STREAM_FPS, None)
+    r = trial(bctx, clip, 2, pooled, "yolo-fastest-1.1-xl", 0.7)
+    assert r["streams"] == 2 and 0.0 <= r["drop"] <= r["worst"] <= 1.0 and r["fps"] > 0
+    assert r["workers"] == (min(machine_cores(), 16) if pooled else 2)
