@@ -80,9 +80,11 @@ class FaceStage:
 
     def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, passive: PassiveLiveness,
                  mesh: FaceMesh | None, gates: QualityGates, liveness: LivenessParams,
-                 tracker: TrackerParams, identifier: Identifier | None = None) -> None:
+                 tracker: TrackerParams, identifier: Identifier | None = None, owns_identifier: bool = True
+                 ) -> None:
         self.detector, self.embedder, self.passive, self.mesh = detector, embedder, passive, mesh
         self.gates, self.liveness_params, self.identifier = gates, liveness, identifier
+        self.owns_identifier = owns_identifier
         self.tracker = ByteTracker(tracker)
         self._tracks: dict[int, TrackLiveness] = {}
         self._last_seen: dict[int, int] = {}
@@ -170,10 +172,10 @@ class FaceStage:
             del self._tracks[tid], self._last_seen[tid]
 
     def fork(self) -> "FaceStage":
-        """This stage for another stream: the same models and gallery matcher, its own tracker and
-        liveness state. The fork does not own the gallery (closing it leaves the gallery open)."""
+        """This stage for another stream: the same models and identifier, its own tracker and liveness
+        state. The fork does not own the identifier (closing it leaves the gallery open)."""
         return FaceStage(self.detector, self.embedder, self.passive, self.mesh, self.gates,
-                         self.liveness_params, self.tracker.params, self.matcher, gallery=None)
+                         self.liveness_params, self.tracker.params, self.identifier, owns_identifier=False)
 
     def reset(self) -> None:
         """Forget all tracks (a new source or a scene cut)."""
@@ -182,7 +184,7 @@ class FaceStage:
         self._last_seen.clear()
 
     def close(self) -> None:
-        if self.identifier is not None:
+        if self.identifier is not None and self.owns_identifier:
             self.identifier.close()
 
 
