@@ -147,8 +147,10 @@ def compare_runs(ctx: BenchContext, clip: Path, tmp: Path, model: str, frames: i
         f"ratio = tutorial seconds / run seconds of whole processes (start-up, model loading and writing "
         f"the video included); target >= {RATIO_TARGET}: {'ok' if med >= RATIO_TARGET else 'SHORT'}.",
         "run_fps / tutorial_fps: frames per second of the processing itself, as each process reports it.",
-        f"load_before: the machine's 1/5/15-minute load average before the pair ({machine_cores()} cores); "
-        f"other processes on the machine slow the parallel run more than the one-thread loop.",
+        f"load_before: the machine's 1/5/15-minute load average before the pair ({machine_cores()} cores). "
+        f"Other processes distort the ratio, mostly in the run's favour (the tutorial's 2-thread session "
+        f"waits for its second thread whenever another process holds a core): quote figures taken at a "
+        f"load well under 1.",
     ]
     return table, statistics.median(run_fps)
 
