@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -95,13 +96,20 @@ def main_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from vision_app.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
-def _timed(cmd: list[str], env: dict[str, str], timeout: float = 900) -> tuple[float, str]:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed(cmd: list[str], env: dict[str, str], timeout: float = 900) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process, its stdout)."""
+    c = _children_cpu()
     t = time.perf_counter()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t
     if p.returncode != 0:
         raise VisionAppError(f"benchmark command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-2000:]}")
-    return wall, p.stdout
+    return wall, _children_cpu() - c, p.stdout
 
 
 def _load() -> str:
@@ -122,16 +130,17 @@ def compare_runs(ctx: BenchContext, clip: Path, tmp: Path, model: str, frames: i
     table = BenchTable(
         f"`run --source CLIP --tasks detect -o out.mp4` vs the tutorial loop, whole processes, {frames} frames "
         f"of {CLIP_SIZE[0]}x{CLIP_SIZE[1]}, {model}",
-        ["pair", "order", "run_s", "tutorial_s", "ratio", "run_fps", "tutorial_fps", "load_before"])
+        ["pair", "order", "run_s", "tutorial_s", "ratio", "run_fps", "tutorial_fps", "run_cpu_s", "tutorial_cpu_s",
+         "load_before"])
     ratios, run_fps = [], []
     for k in range(PAIRS):
         order = ("run", "tutorial") if k % 2 == 0 else ("tutorial", "run")
         load = _load()
-        got: dict[str, tuple[float, str]] = {}
+        got: dict[str, tuple[float, float, str]] = {}
         for which in order:
             ctx.on_progress(f"throughput: pair {k + 1}/{PAIRS}, {which}")
             got[which] = _timed(run_cmd if which == "run" else tut_cmd, env)
-        (t_run, out_run), (t_tut, out_tut) = got["run"], got["tutorial"]
+        (t_run, cpu_run, out_run), (t_tut, cpu_tut, out_tut) = got["run"], got["tutorial"]
         m = re.search(r"throughput ([\d.]+) fps", out_run)
         fps_run = float(m.group(1)) if m else math.nan
         fps_tut = float(json.loads(out_tut.strip().splitlines()[-1])["fps"])
@@ -139,14 +148,18 @@ def compare_runs(ctx: BenchContext, clip: Path, tmp: Path, model: str, frames: i
         run_fps.append(fps_run)
         table.rows.append({"pair": k + 1, "order": " then ".join(order), "run_s": round(t_run, 2),
                            "tutorial_s": round(t_tut, 2), "ratio": round(t_tut / t_run, 3),
-                           "run_fps": fps_run, "tutorial_fps": fps_tut, "load_before": load})
+                           "run_fps": fps_run, "tutorial_fps": fps_tut, "run_cpu_s": round(cpu_run, 2),
+                           "tutorial_cpu_s": round(cpu_tut, 2), "load_before": load})
     med = statistics.median(ratios)
     table.rows.append({"pair": "median", "order": "", "run_s": "", "tutorial_s": "", "ratio": round(med, 3),
-                       "run_fps": statistics.median(run_fps), "tutorial_fps": "", "load_before": _load()})
+                       "run_fps": statistics.median(run_fps), "tutorial_fps": "", "run_cpu_s": "",
+                       "tutorial_cpu_s": "", "load_before": _load()})
     table.notes += [
         f"ratio = tutorial seconds / run seconds of whole processes (start-up, model loading and writing "
         f"the video included); target >= {RATIO_TARGET}: {'ok' if med >= RATIO_TARGET else 'SHORT'}.",
-        "run_fps / tutorial_fps: frames per second of the processing itself, as each process reports it.",
+        "run_fps / tutorial_fps: frames per second of the processing itself, as each process reports it; "
+        "*_cpu_s: CPU seconds each process used (all its threads; ONNX Runtime's 2-thread pool spins while "
+        "it waits, so the tutorial's figure grows when the machine is busy).",
         f"load_before: the machine's 1/5/15-minute load average before the pair ({machine_cores()} cores). "
         f"Other processes distort the ratio, mostly in the run's favour (the tutorial's 2-thread session "
         f"waits for its second thread whenever another process holds a core): quote figures taken at a "
