@@ -72,6 +72,11 @@ def plan_workers(engine: EngineConfig, *, sources: int = 1, live: bool = False, 
         n, threads = 1, engine.threads
         why = ("auto: live source: one worker on the newest frame (lowest latency)" if live else
                "auto: file paced like a camera: one worker on the newest frame (lowest latency)")
+    elif backend == "triton":
+        n = min(max(cores, 2), MAX_WORKERS)
+        threads = engine.threads
+        why = (f"auto: offline file on a Triton server: {n} workers, so a request of each is in flight at "
+               f"the server while the others pre- and post-process")
     elif backend == "tensorrt":
         n = min(cores, 2)
         threads = engine.threads
@@ -82,6 +87,6 @@ def plan_workers(engine: EngineConfig, *, sources: int = 1, live: bool = False, 
         threads = _threads(engine, n, cores)
         why = (f"auto: offline file on {cores} core(s): {n} whole-frame worker(s)" if n > 1 else
                "auto: offline file on 1 core: one worker")
-    if (n > 1 or pooled) and backend != "none":
+    if (n > 1 or pooled) and backend == "onnxruntime":
         why += f", {threads or 'default'} ONNX Runtime thread(s) per worker"
     return WorkerPlan(n, threads, pooled, why)

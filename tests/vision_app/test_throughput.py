@@ -33,6 +33,7 @@ CARPHONE = "video/carphone_face_176x144.mp4"
     ("auto", 2, {"offline": True}, (4, 2, False)),                      # engine.threads set: kept
     ("auto", 0, {"offline": True, "backend": "none"}, (1, 0, False)),   # passthrough: nothing to share
     ("auto", 0, {"offline": True, "backend": "tensorrt"}, (2, 0, False)),
+    ("auto", 0, {"offline": True, "backend": "triton"}, (4, 0, False)),
     (3, 0, {"live": True}, (3, 1, False)),                              # an explicit number always wins
     (1, 0, {"offline": True}, (1, 0, False)),
 ])
