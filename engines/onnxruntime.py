@@ -65,7 +65,10 @@ class OnnxRuntimeEngine(EngineBase):
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=wanted,
+            from engines.onnx_rewrite import scalar_prelu_to_leaky_relu
+
+            model: str | bytes = scalar_prelu_to_leaky_relu(self.path) or str(self.path)
+            self._session = ort.InferenceSession(model, sess_options=opts, providers=wanted,
                                                  provider_options=[self._provider_options.get(p, {}) for p in wanted])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
             raise EngineError(f"{self.path} is not a valid ONNX model that onnxruntime can load "

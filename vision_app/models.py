@@ -56,6 +56,7 @@ class ModelEntry:
     input: Mapping[str, Any] = field(default_factory=dict)
     preprocess: Mapping[str, Any] = field(default_factory=dict)
     decode: Mapping[str, Any] = field(default_factory=dict)
+    calibration: Mapping[str, Any] = field(default_factory=dict)  # face_embed: impostor-score quantiles
 
     @classmethod
     def from_table(cls, name: str, t: Mapping[str, Any], origin: str) -> "ModelEntry":
@@ -65,7 +66,7 @@ class ModelEntry:
             if key not in t:
                 raise ModelError(f"{origin}: model '{name}' has no '{key}' key")
         classes = t.get("classes", [])
-        for key in ("input", "preprocess", "decode"):
+        for key in ("input", "preprocess", "decode", "calibration"):
             if not isinstance(t.get(key, {}), Mapping):
                 raise ModelError(f"{origin}: model '{name}': '{key}' must be a table, got {t[key]!r}")
         if not isinstance(classes, (str, list)) or (isinstance(classes, list)
@@ -78,7 +79,7 @@ class ModelEntry:
                                  f"expected one of {sorted(_CLASS_SETS)} or a list of names")
             classes = _CLASS_SETS[classes]
         known = {"file", "task", "license", "sha256", "noncommercial", "version", "classes", "input",
-                 "preprocess", "decode"}
+                 "preprocess", "decode", "calibration"}
         unknown = sorted(set(t) - known)
         if unknown:
             raise ModelError(f"{origin}: model '{name}': unknown key(s) {unknown}; known keys are {sorted(known)}")
@@ -86,7 +87,7 @@ class ModelEntry:
                    sha256=t.get("sha256"), noncommercial=bool(t.get("noncommercial", False)),
                    version=str(t.get("version", "1")), classes=tuple(classes),
                    input=dict(t.get("input", {})), preprocess=dict(t.get("preprocess", {})),
-                   decode=dict(t.get("decode", {})))
+                   decode=dict(t.get("decode", {})), calibration=dict(t.get("calibration", {})))
 
 
 def _read_manifest(path: Path) -> dict[str, ModelEntry]:

@@ -31,11 +31,11 @@ def carphone_frames(media_dir: Path) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def face_embedder(stage_context, store):
-    from vision_app.face.embedder import FaceEmbedder
+def face_embedder(stage_context):
+    """The configured (default) recognizer, with its manifest crop and normalisation."""
+    from vision_app.face.stage import build_embedder
 
-    name = stage_context.config.face.embedder
-    return FaceEmbedder(stage_context.engine(name), name, store.entry(name).version)
+    return build_embedder(stage_context)
 
 
 def largest(faces) -> int:
@@ -46,7 +46,7 @@ def largest(faces) -> int:
 
 @pytest.fixture(scope="session")
 def identity_embeddings(face_detector, face_embedder, identity_photos):
-    """(labels (M,), embeddings (M, 128)) for the largest face of every identity photo."""
+    """(labels (M,), embeddings (M, D)) for the largest face of every identity photo."""
     from tests.helpers.face_media import read_image
     from vision_app.face.align import align_face
 

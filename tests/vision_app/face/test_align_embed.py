@@ -63,18 +63,48 @@ def test_align_agrees_with_opencv_aligncrop(face_detector, models_dir, media_dir
     assert np.abs(align_face(img, f.landmarks[0]).astype(int) - ref.astype(int)).mean() < 0.5
 
 
-def test_embedding_shape_norm_and_batch_forms(face_embedder, face_detector, media_dir):
+@pytest.mark.parametrize("name, dim, size", [("edgeface-xs", 512, 112), ("face-reid-0095", 256, 128),
+                                             ("mobilefacenet", 128, 112)])
+def test_every_recognizer_embeds_with_its_own_crop(stage_context, face_detector, media_dir, name, dim, size):
+    from vision_app.face.stage import build_embedder
+
+    emb = build_embedder(stage_context, name)
     img = read_image(media_dir / "scenes" / "group6.jpg")
     faces = face_detector.detect(img)
-    crops = [align_face(img, lm) for lm in faces.landmarks]
-    e_list = face_embedder.embed(crops)
-    e_arr = face_embedder.embed(np.stack(crops))
-    assert e_list.shape == (6, 128) and e_list.dtype == np.float32
+    crops = [emb.align(img, lm) for lm in faces.landmarks]
+    assert crops[0].shape == (size, size, 3) and emb.spec.arcface112 is (size == 112)
+    e_list = emb.embed(crops)
+    e_arr = emb.embed(np.stack(crops))
+    assert e_list.shape == (6, dim) and e_list.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(e_list, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(e_list, e_arr, atol=1e-6)
-    np.testing.assert_allclose(face_embedder.embed(crops[2]), e_list[2:3], atol=1e-6)
-    assert face_embedder.embed([]).shape == (0, 128)
-    assert face_embedder.model_name == "mobilefacenet" and face_embedder.model_version == "128d-1"
+    np.testing.assert_allclose(e_list, e_arr, atol=1e-5)
+    np.testing.assert_allclose(emb.embed(crops[2]), e_list[2:3], atol=1e-5)
+    assert emb.embed([]).shape == (0, dim)
+    assert (emb.model_name, emb.model_version) == (name, stage_context.models.entry(name).version)
+    # the six people of the group photo are six different people to every recognizer
+    sim = e_list @ e_list.T
+    assert sim[np.triu_indices(6, 1)].max() < 0.4
+
+
+def test_reid_leaky_relu_rewrite_is_exact(models_dir, face_detector, media_dir, stage_context):
+    """The engine runs face_reid_0095's scalar PRelus as LeakyRelu: same numbers as the file as it is."""
+    import onnxruntime as ort
+
+    from engines.onnx_rewrite import scalar_prelu_to_leaky_relu
+    from vision_app.face.stage import build_embedder
+
+    path = models_dir / "face" / "face_reid_0095.onnx"
+    rewritten = scalar_prelu_to_leaky_relu(path)
+    assert rewritten is not None and b"PRelu" not in rewritten
+    assert scalar_prelu_to_leaky_relu(models_dir / "face" / "yunet_2026may.onnx") is None
+    emb = build_embedder(stage_context, "face-reid-0095")
+    img = read_image(media_dir / "scenes" / "astronaut.png")
+    crop = emb.align(img, face_detector.detect(img).landmarks[0])
+    x = emb.spec.preprocess(crop[None])
+    plain = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ref = plain.run(None, {plain.get_inputs()[0].name: x})[0]
+    got = emb.engine.infer({"input": x})
+    np.testing.assert_allclose(next(iter(got.values())), ref, rtol=0, atol=1e-5)
 
 
 def test_embed_rejects_unaligned_crop(face_embedder):
