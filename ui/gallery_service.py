@@ -161,7 +161,7 @@ class EnrolSampler:
         if self._analyzer is None:
             return result, (self.error, False, 0)
         img = result.frame.image
-        sample = self._analyzer.sample(img)
+        sample = self._analyzer.face(img)  # the box and the gates only: no embedding per preview frame
         n = len(self._frames)
         if isinstance(sample, str):
             return result, (hint_for(sample), False, n)

@@ -1,7 +1,7 @@
 """Face gallery and access-log commands:
 
     python main.py gallery enroll NAME IMG... [--db PATH]   (list, remove, rename, export, import)
-    python main.py face-eval FOLDER [--target-far 0.001]    threshold calibration on a labelled folder
+    python main.py gallery enroll-folder FOLDER | migrate --model NAME   (gallery_bulk_cmd.py)
     python main.py verify-log [--db PATH]                   check the access log's hash chain
 """
 from __future__ import annotations
@@ -10,8 +10,6 @@ import argparse
 import getpass
 import json
 import os
-import sys
-from pathlib import Path
 
 from vision_app.cli.common import app_config, model_store
 from vision_app.errors import ConfigError, GalleryError
@@ -62,17 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source-key", metavar="PATH", help="key file of the gallery the export came from")
     p.add_argument("--merge", action="store_true", help="add templates to people already enrolled")
     p.set_defaults(func=cmd_import)
+    from vision_app.cli.gallery_bulk_cmd import register_actions
+
+    register_actions(gsub)
     for action in gsub.choices.values():
         add_common(action)
         _db_options(action)
-
-    p = sub.add_parser("face-eval", help="calibrate the match threshold on a labelled folder "
-                       "(one sub-folder of photos per person)")
-    add_common(p)
-    p.add_argument("folder")
-    p.add_argument("--target-far", type=float, default=0.001, help="target false-accept rate (0.001 = 0.1 %%)")
-    p.add_argument("--json", metavar="FILE", help="also save the figures as JSON here")
-    p.set_defaults(func=cmd_face_eval)
 
     p = sub.add_parser("verify-log", help="check the access log's hash chain (exit 1 when broken)")
     add_common(p)
@@ -93,11 +86,11 @@ def open_gallery(args: argparse.Namespace, create: bool = False):
     return Gallery(path, args.key or cfg.face.gallery_key or None, busy_timeout_s=cfg.face.gallery_busy_timeout_s)
 
 
-def _analyzer(args: argparse.Namespace):
+def _analyzer(args: argparse.Namespace, model: str | None = None):
     from vision_app.gallery.enroll import FaceAnalyzer
     from vision_app.stages import StageContext
 
-    return FaceAnalyzer.from_context(StageContext(app_config(args), model_store(args)))
+    return FaceAnalyzer.from_context(StageContext(app_config(args), model_store(args)), model)
 
 
 def _passphrase(args: argparse.Namespace, confirm: bool) -> str | None:
@@ -179,18 +172,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     with open_gallery(args, create=True) as gallery:
         people, templates = import_gallery(gallery, args.file, passphrase, args.source_key, args.merge)
     print(f"imported {people} people, {templates} template(s) from {args.file}")
-    return 0
-
-
-def cmd_face_eval(args: argparse.Namespace) -> int:
-    from vision_app.gallery.calibrate import calibrate, embed_folder, format_report, labelled_images
-
-    items = labelled_images(Path(args.folder))
-    print(f"embedding {len(items)} images from {args.folder} …", file=sys.stderr)
-    cal = calibrate(embed_folder(_analyzer(args), items), target_far=args.target_far)
-    print(format_report(cal))
-    if args.json:
-        Path(args.json).write_text(json.dumps(cal.to_dict(), indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -16,8 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vision_app.errors import GalleryError
-from vision_app.face.align import align_face
+from vision_app.face.align import align_face, landmarks_usable
 from vision_app.face.quality import QualityGates, check_enrollment
+from vision_app.gallery.crops import FaceCrop
 from vision_app.gallery.gallery import Gallery
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,24 @@ THUMBNAIL_JPEG_QUALITY = 90
 
 
 @dataclass(frozen=True)
+class FoundFace:
+    """A face that passed the quality gates: xyxy (4,) and landmarks (5, 2) float32 in source pixels,
+    aligned (112, 112, 3) uint8 BGR ArcFace crop (the gates' crop and the thumbnail)."""
+
+    xyxy: NDArray[np.float32]
+    landmarks: NDArray[np.float32]
+    aligned: NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
 class FaceSample:
-    """One enrolable face: embedding (D,) float32 L2-normalised, aligned (112, 112, 3) uint8 BGR crop."""
+    """One enrolable face: embedding (D,) float32 L2-normalised, aligned (112, 112, 3) uint8 BGR crop,
+    its box, and the canonical crop kept with the template (FaceCrop, for `gallery migrate`)."""
 
     embedding: NDArray[np.float32]
     aligned: NDArray[np.uint8]
     xyxy: NDArray[np.float32]
+    crop: FaceCrop
 
 
 def read_image(image: ImageInput, label: str = "") -> NDArray[np.uint8]:
@@ -51,7 +64,8 @@ def read_image(image: ImageInput, label: str = "") -> NDArray[np.uint8]:
 
 
 class FaceAnalyzer:
-    """detector (FaceDetector), embedder (FaceEmbedder: model_name, model_version), gates (QualityGates)."""
+    """detector (FaceDetector), embedder (FaceEmbedder: model_name, model_version, align), gates
+    (QualityGates)."""
 
     def __init__(self, detector: Any, embedder: Any, gates: QualityGates) -> None:
         self.detector = detector
@@ -59,26 +73,21 @@ class FaceAnalyzer:
         self.gates = gates
 
     @classmethod
-    def from_context(cls, ctx: Any) -> "FaceAnalyzer":
-        """Build from a StageContext: config [face] detector/embedder/detect_score and quality gates."""
-        from vision_app.face.detector import FaceDetector
-        from vision_app.face.embedder import FaceEmbedder
+    def from_context(cls, ctx: Any, model: str | None = None) -> "FaceAnalyzer":
+        """Build from a StageContext: config [face] detector/detect_score, the recognizer `model`
+        (default face.embedder) and the quality gates. Models are loaded once here."""
+        from vision_app.face.stage import build_detector, build_embedder
 
-        cfg = ctx.config.face
-        entry = ctx.models.entry(cfg.embedder)
-        return cls(FaceDetector(ctx.engine(cfg.detector), cfg.detect_score),
-                   FaceEmbedder(ctx.engine(cfg.embedder), entry.name, entry.version),
-                   QualityGates.from_config(cfg))
+        return cls(build_detector(ctx), build_embedder(ctx, model), QualityGates.from_config(ctx.config.face))
 
     @property
     def model(self) -> tuple[str, str]:
         return self.embedder.model_name, self.embedder.model_version
 
-    def sample(self, image_bgr: NDArray[np.uint8], single: bool = True) -> FaceSample | str:
-        """One face of an image (H, W, 3) uint8 BGR as a FaceSample, or the reason it is unusable.
-
-        single=True (enrolment): the image must hold exactly one face. single=False (probes,
-        calibration): the largest face is used. The face must pass every quality gate."""
+    def face(self, image_bgr: NDArray[np.uint8], single: bool = True) -> FoundFace | str:
+        """The face of an (H, W, 3) uint8 BGR image, or the reason it is unusable. single=True
+        (enrolment): the image must hold exactly one face. single=False (probes, calibration): the
+        largest face is used. The face must pass every quality gate."""
         faces = self.detector.detect(image_bgr)
         if single:
             reason = check_enrollment(faces)
@@ -88,12 +97,26 @@ class FaceAnalyzer:
             return "no face found"
         wh = faces.xyxy[:, 2:] - faces.xyxy[:, :2]
         i = 0 if single else int(np.argmax(wh[:, 0] * wh[:, 1]))
+        if not landmarks_usable(faces.landmarks[i]):
+            return "landmarks unusable"
         aligned = align_face(image_bgr, faces.landmarks[i])
         reason = self.gates.check(faces.xyxy[i], faces.landmarks[i], aligned)
         if reason:
             return reason
-        emb = self.embedder.embed([aligned])[0]
-        return FaceSample(emb, aligned, faces.xyxy[i])
+        return FoundFace(faces.xyxy[i], faces.landmarks[i], aligned)
+
+    def model_crop(self, image_bgr: NDArray[np.uint8], face: FoundFace) -> NDArray[np.uint8]:
+        """The recognizer's own crop of `face` (the ArcFace crop when it uses that framing)."""
+        return face.aligned if self.embedder.spec.arcface112 else self.embedder.align(image_bgr, face.landmarks)
+
+    def sample(self, image_bgr: NDArray[np.uint8], single: bool = True) -> FaceSample | str:
+        """One face of an image as an enrolable FaceSample (embedded, with its canonical crop), or the
+        reason it is unusable (see face())."""
+        found = self.face(image_bgr, single)
+        if isinstance(found, str):
+            return found
+        emb = self.embedder.embed([self.model_crop(image_bgr, found)])[0]
+        return FaceSample(emb, found.aligned, found.xyxy, FaceCrop.from_face(image_bgr, found.landmarks))
 
 
 def thumbnail_jpeg(aligned_bgr: NDArray[np.uint8]) -> bytes:
@@ -104,12 +127,13 @@ def thumbnail_jpeg(aligned_bgr: NDArray[np.uint8]) -> bytes:
 
 
 def enroll_images(gallery: Gallery, name: str, images: Sequence[ImageInput], analyzer: FaceAnalyzer, *,
-                  add: bool = False, thumbnails: bool = True) -> int:
+                  add: bool = False, thumbnails: bool = True, crops: bool = True) -> int:
     """Enrol `name` from image files or camera frames ((H, W, 3) uint8 BGR), one template per image.
 
     All or nothing: every image must hold exactly one face passing the quality gates, else GalleryError
     lists each bad image and why, and nothing is stored. The templates go in in one transaction.
-    add=True adds templates to an existing person. Returns the number of templates stored.
+    add=True adds templates to an existing person. crops: keep each face's canonical crop (encrypted) so
+    the gallery can be re-embedded with another model (`gallery migrate`). Returns the templates stored.
     """
     if not images:
         raise GalleryError(f"enrol '{name}': no images given")
@@ -130,6 +154,14 @@ def enroll_images(gallery: Gallery, name: str, images: Sequence[ImageInput], ana
             labels.append(Path(label).name if not isinstance(image, np.ndarray) else label)
     if problems:
         raise GalleryError(f"enrolment of '{name}' refused, nothing stored: " + "; ".join(problems))
+    return store_samples(gallery, name, samples, labels, analyzer.model, add=add, thumbnails=thumbnails,
+                         crops=crops)
+
+
+def store_samples(gallery: Gallery, name: str, samples: Sequence[FaceSample], sources: Sequence[str],
+                  model: tuple[str, str], *, add: bool = False, thumbnails: bool = True, crops: bool = True) -> int:
+    """One transaction: `name` with one template per sample (thumbnail and crop kept as asked)."""
     embeddings = np.stack([s.embedding for s in samples])
     thumbs = [thumbnail_jpeg(s.aligned) if thumbnails else None for s in samples]
-    return gallery.enroll(name, embeddings, *analyzer.model, thumbnails=thumbs, sources=labels, add=add)
+    kept = [s.crop.encode() if crops else None for s in samples]
+    return gallery.enroll(name, embeddings, *model, thumbnails=thumbs, sources=list(sources), crops=kept, add=add)

@@ -18,8 +18,9 @@ from numpy.typing import NDArray
 
 from vision_app.errors import GalleryError
 from vision_app.gallery.db import Database
-from vision_app.gallery.records import (PersonInfo, PersonRecord, TemplateLayout, TemplateRecord, TemplateRow,
-                                        check_embeddings, check_name, now_iso)
+from vision_app.gallery.crops import check_crop
+from vision_app.gallery.records import (PersonInfo, PersonRecord, StoredCrop, TemplateLayout, TemplateRecord,
+                                        TemplateRow, check_embeddings, check_name, now_iso)
 from vision_app.gallery.store import open_store
 
 log = logging.getLogger(__name__)
@@ -116,13 +117,20 @@ class Gallery:
         people: dict[int, PersonRecord] = {}
         for pid, name, created in self.db.query("SELECT id, name, created FROM people ORDER BY id"):
             people[int(pid)] = PersonRecord(name, created)
-        for tid, pid, m, v, dim, emb, thumb, src, created in self.db.query(
+        for tid, pid, m, v, dim, emb, thumb, src, created, crop in self.db.query(
                 "SELECT id, person_id, model_name, model_version, dim, embedding, thumbnail, source, "
-                "created FROM templates ORDER BY id"):
+                "created, crop FROM templates ORDER BY id"):
             people[int(pid)].templates.append(TemplateRecord(
                 m, v, self._cipher.decrypt_embedding(emb, int(dim), int(tid)), self._cipher.decrypt_blob(thumb), src,
-                created))
+                created, self._cipher.decrypt_blob(crop)))
         return list(people.values())
+
+    def crops(self) -> list[StoredCrop]:
+        """Every template's face crop (decrypted FaceCrop bytes, None for templates enrolled before
+        crops were kept), with its id, owner and model, ordered by id: what `gallery migrate` reads."""
+        rows = self.db.query("SELECT t.id, p.name, t.model_name, t.model_version, t.crop FROM templates t "
+                             "JOIN people p ON p.id = t.person_id ORDER BY t.id")
+        return [StoredCrop(int(i), n, m, v, self._cipher.decrypt_blob(c)) for i, n, m, v, c in rows]
 
     def generation(self) -> tuple[int, int]:
         """Changes whenever the gallery changes (this connection's writes or another process's)."""
@@ -146,13 +154,15 @@ class Gallery:
         if other:
             raise GalleryError(f"{self.path} holds templates of model {other[0]} {other[1]}; these come from "
                                f"{model_name} {model_version}. Embeddings of different models cannot be "
-                               f"compared: re-enrol everyone with one model, or use another gallery (--db)")
+                               f"compared: re-embed the gallery first (python main.py gallery migrate --model "
+                               f"{model_name}), or use another gallery (--db)")
 
     def _encrypt_rows(self, templates: Sequence[TemplateRecord]) -> list[tuple]:
         """Encrypt before the transaction, so the write lock is held only for the inserts."""
         return [(t.model_name, t.model_version, int(t.embedding.shape[0]), self._cipher.encrypt_embedding(t.embedding),
                  None if t.thumbnail is None else self._cipher.encrypt_blob(t.thumbnail), t.source,
-                 t.created or now_iso()) for t in templates]
+                 t.created or now_iso(), None if t.crop is None else self._cipher.encrypt_blob(t.crop))
+                for t in templates]
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, name: str, created: str, merge: bool, rows: Sequence[tuple]) -> int:
@@ -164,7 +174,7 @@ class Gallery:
                                               (name, created or now_iso())).lastrowid
         for r in rows:
             conn.execute("INSERT INTO templates (person_id, model_name, model_version, dim, embedding, "
-                         "thumbnail, source, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (pid, *r))
+                         "thumbnail, source, created, crop) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (pid, *r))
         return len(rows)
 
     def _written(self) -> None:
@@ -172,20 +182,23 @@ class Gallery:
 
     def enroll(self, name: str, embeddings: Any, model_name: str, model_version: str, *,
                thumbnails: Sequence[bytes | None] | None = None, sources: Sequence[str] | None = None,
-               add: bool = False) -> int:
+               crops: Sequence[bytes | None] | None = None, add: bool = False) -> int:
         """Add a person with one template per row of `embeddings` ((N, D) float32, L2-normalised) in one
-        transaction. thumbnails: optional JPEG bytes per row; sources: e.g. file names per row.
+        transaction. thumbnails: optional JPEG bytes per row; sources: e.g. file names per row; crops:
+        FaceCrop.encode() bytes per row (what `gallery migrate` re-embeds; None = not kept).
         add=True adds templates to an existing person. Returns the number of templates stored."""
         clean = check_name(name)
         emb = check_embeddings(embeddings)
         n = len(emb)
         thumbs = list(thumbnails) if thumbnails is not None else [None] * n
         srcs = [str(s) for s in sources] if sources is not None else [""] * n
-        if len(thumbs) != n or len(srcs) != n:
-            raise GalleryError(f"enrol '{clean}': {n} embeddings but {len(thumbs)} thumbnails and "
-                               f"{len(srcs)} sources")
+        kept = [check_crop(c, f"enrol '{clean}'") for c in crops] if crops is not None else [None] * n
+        if len(thumbs) != n or len(srcs) != n or len(kept) != n:
+            raise GalleryError(f"enrol '{clean}': {n} embeddings but {len(thumbs)} thumbnails, "
+                               f"{len(srcs)} sources and {len(kept)} crops")
         model = (str(model_name), str(model_version))
-        rows = self._encrypt_rows([TemplateRecord(*model, e, t, s) for e, t, s in zip(emb, thumbs, srcs)])
+        rows = self._encrypt_rows([TemplateRecord(*model, e, t, s, "", c)
+                                   for e, t, s, c in zip(emb, thumbs, srcs, kept)])
 
         def run(conn: sqlite3.Connection) -> int:
             self._check_model(conn, {model})
@@ -207,6 +220,34 @@ class Gallery:
 
         count = self.db.write(run)
         self._written()
+        return count
+
+    def replace_embeddings(self, ids: Sequence[int], embeddings: Any, model_name: str,
+                           model_version: str) -> int:
+        """Re-embedding (gallery migrate): template ids[i] gets row i of `embeddings` ((N, D) float32,
+        L2-normalised) and the new model, all in ONE transaction that must cover every template of the
+        gallery (so no two models are ever mixed): if a template was added or removed meanwhile, nothing
+        changes and GalleryError says so. Returns the number of templates re-embedded."""
+        emb = check_embeddings(embeddings, "re-embedded templates")
+        tids = [int(i) for i in ids]
+        if len(tids) != len(emb) or len(set(tids)) != len(tids):
+            raise GalleryError(f"re-embedding: {len(tids)} template ids (unique: {len(set(tids))}) for "
+                               f"{len(emb)} embeddings")
+        model = (str(model_name), str(model_version))
+        tokens = [self._cipher.encrypt_embedding(e) for e in emb]
+
+        def run(conn: sqlite3.Connection) -> int:
+            have = {int(r[0]) for r in conn.execute("SELECT id FROM templates").fetchall()}
+            if have != set(tids):
+                raise GalleryError(f"{self.path} changed while it was being re-embedded ({len(have)} templates "
+                                   f"now, {len(tids)} re-embedded); nothing was changed: run migrate again")
+            conn.executemany("UPDATE templates SET model_name = ?, model_version = ?, dim = ?, embedding = ? "
+                             "WHERE id = ?", [(*model, int(emb.shape[1]), tok, tid) for tid, tok in zip(tids, tokens)])
+            return len(tids)
+
+        count = self.db.write(run)
+        self._written()
+        log.info("re-embedded %d templates of %s with %s %s", count, self.path, *model)
         return count
 
     def rename(self, old: str, new: str) -> None:

@@ -1,7 +1,7 @@
 """Gallery export / import: one JSON file with the templates still encrypted.
 
 The file holds every person (name, created) and their templates (model name + version, dim, created,
-source) with the embedding and thumbnail as Fernet tokens (base64 text). Tokens are made either with the
+source) with the embedding, thumbnail and face crop (when kept) as Fernet tokens (base64 text). Tokens are made either with the
 gallery's own key (the file records the key's id; importing needs that key file) or with a key derived
 from a passphrase by scrypt (a portable file: the salt and cost are in the file). Import checks every
 field, decrypts and validates every template before writing anything, then adds everyone in one
@@ -20,6 +20,7 @@ import numpy as np
 from cryptography.fernet import Fernet, InvalidToken
 
 from vision_app.errors import GalleryError
+from vision_app.gallery.crops import check_crop
 from vision_app.gallery.gallery import Gallery
 from vision_app.gallery.keyfile import SCRYPT_N, SCRYPT_P, SCRYPT_R, key_id, load_key, passphrase_key
 from vision_app.gallery.records import PersonRecord, TemplateRecord, check_embeddings, check_name, now_iso
@@ -56,7 +57,7 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], passphrase: s
                {"model_name": t.model_name, "model_version": t.model_version,
                 "dim": int(t.embedding.shape[0]), "created": t.created, "source": t.source,
                 "embedding": tok(np.ascontiguousarray(t.embedding, "<f4").tobytes()),
-                "thumbnail": tok(t.thumbnail)} for t in p.templates]} for p in people]}
+                "thumbnail": tok(t.thumbnail), "crop": tok(t.crop)} for t in p.templates]} for p in people]}
     out = Path(path)
     tmp = out.with_name(out.name + ".tmp")
     try:
@@ -163,11 +164,12 @@ def read_export(path: str | os.PathLike[str], gallery: Gallery, passphrase: str 
                 raise GalleryError(f"bad gallery export: {w}.embedding has {len(raw)} bytes, expected "
                                    f"{4 * dim}")
             emb = check_embeddings(np.frombuffer(raw, "<f4"), f"{w}.embedding")[0]
-            thumb = t.get("thumbnail")
+            thumb, crop = t.get("thumbnail"), t.get("crop")  # crop: absent in exports before schema 2
             rec.templates.append(TemplateRecord(
                 _field(t, "model_name", str, w), _field(t, "model_version", str, w), emb,
                 None if thumb is None else _decrypt(fernet, thumb, f"{w}.thumbnail"),
-                _field(t, "source", str, w), _field(t, "created", str, w)))
+                _field(t, "source", str, w), _field(t, "created", str, w),
+                None if crop is None else check_crop(_decrypt(fernet, crop, f"{w}.crop"), f"bad gallery export: {w}.crop")))
         people.append(rec)
     return people
 

@@ -68,6 +68,17 @@ class TemplateRow:
 
 
 @dataclass(frozen=True)
+class StoredCrop:
+    """One template's face crop for re-embedding: template id, owner, model, crop bytes (None = none)."""
+
+    id: int
+    name: str
+    model_name: str
+    model_version: str
+    crop: bytes | None
+
+
+@dataclass(frozen=True)
 class TemplateLayout:
     """ids (T,) int64 template ids and person_ids (T,) int64, grouped by person; names: person id →
     name; models: the (model name, version) pairs present."""
@@ -88,6 +99,7 @@ class TemplateRecord:
     thumbnail: bytes | None = None  # JPEG bytes
     source: str = ""
     created: str = ""
+    crop: bytes | None = None       # FaceCrop.encode() bytes (None: enrolled before crops were kept)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Tables: meta (format, schema, key id, key check), people (id, name unique, created) and templates
 (person, model name + version, dim, encrypted embedding, optional encrypted JPEG thumbnail, source,
-created). Embeddings and thumbnails are Fernet tokens made with the key file (keyfile.py), so the
+created, optional encrypted face crop — schema 2; a schema-1 gallery gets the column when opened, its
+templates without crops). Embeddings and thumbnails are Fernet tokens made with the key file (keyfile.py), so the
 database file alone reveals no template. The Gallery API (gallery.py) opens its file through
 open_store() and never handles raw tokens itself.
 """
@@ -24,7 +25,8 @@ from vision_app.gallery.records import now_iso
 log = logging.getLogger(__name__)
 
 FORMAT = "vision-app-gallery"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+_UPGRADABLE = {"1"}
 _KEY_CHECK = b"vision-app gallery key check"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS templates (
     id INTEGER PRIMARY KEY,
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
     model_name TEXT NOT NULL, model_version TEXT NOT NULL, dim INTEGER NOT NULL,
-    embedding BLOB NOT NULL, thumbnail BLOB, source TEXT NOT NULL DEFAULT '', created TEXT NOT NULL);
+    embedding BLOB NOT NULL, thumbnail BLOB, source TEXT NOT NULL DEFAULT '', created TEXT NOT NULL,
+    crop BLOB);
 CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
 """
 
@@ -82,7 +85,7 @@ def open_store(db: Database, path: Path, key_path: Path) -> TemplateCipher:
     if tables and meta.get("format") != FORMAT:
         raise GalleryError(f"{path} is an SQLite database but not a face gallery (tables: "
                            f"{sorted(tables)}); choose another path")
-    if meta and meta.get("schema") != SCHEMA_VERSION:
+    if meta and meta.get("schema") != SCHEMA_VERSION and meta.get("schema") not in _UPGRADABLE:
         raise GalleryError(f"{path}: gallery schema {meta.get('schema')!r} is not supported by this "
                            f"version (expects {SCHEMA_VERSION}); update the app")
     if not meta:
@@ -113,4 +116,20 @@ def open_store(db: Database, path: Path, key_path: Path) -> TemplateCipher:
         raise GalleryError(f"the key file {key_path} does not belong to the gallery {path} "
                            f"(it needs the key with id {meta.get('key_id')}); point face.gallery_key "
                            f"to the right key file")
+    if meta.get("schema") in _UPGRADABLE:
+        _upgrade(db, path, str(meta["schema"]))
     return TemplateCipher(fernet, path, key_path)
+
+
+def _upgrade(db: Database, path: Path, old: str) -> None:
+    """Schema 1 → 2 in one transaction: templates get the (empty) face-crop column."""
+    def run(conn: sqlite3.Connection) -> None:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(templates)").fetchall()}
+        if "crop" not in cols:
+            conn.execute("ALTER TABLE templates ADD COLUMN crop BLOB")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
+
+    db.write(run)
+    log.info("face gallery %s upgraded from schema %s to %s: templates can keep their face crop; the "
+             "existing ones have none (gallery migrate names who must be enrolled again)", path, old,
+             SCHEMA_VERSION)

@@ -93,7 +93,7 @@ def test_db_file_alone_does_not_reveal_templates(tmp_path, real):
     con.close()
     assert len(blobs) == 6
     for blob, row in zip(blobs, faces):
-        assert len(blob) % 4 != 0 or not np.allclose(np.frombuffer(blob[:512], "<f4"), row, atol=1e-3)
+        assert len(blob) % 4 != 0 or not np.allclose(np.frombuffer(blob[:512], "<f4"), row[:128], atol=1e-3)
         with pytest.raises(InvalidToken):
             Fernet(Fernet.generate_key()).decrypt(blob)
         key = (tmp_path / "g.db.key").read_bytes().strip()  # with the key it is the embedding

@@ -35,7 +35,7 @@ def test_gallery_commands(run, tmp_path, media_dir, monkeypatch):
     code, out, _ = run("gallery", "list", "--db", db, "--json")
     listing = json.loads(out)
     assert [(p["name"], p["templates"]) for p in listing["people"]] == [("Ann", 2), ("Bob", 1)]
-    assert listing["models"] == [{"model": "mobilefacenet", "version": "128d-1", "templates": 3}]
+    assert listing["models"] == [{"model": "edgeface-xs", "version": "512d-1", "templates": 3}]
     assert run("gallery", "rename", "Bob", "Robert", "--db", db)[0] == 0
     monkeypatch.setenv("GALLERY_PW", "s3cret")
     assert run("gallery", "export", str(tmp_path / "x.json"), "--passphrase-env", "GALLERY_PW", "--db", db)[0] == 0
