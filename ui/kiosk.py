@@ -20,7 +20,7 @@ from vision_app.types import FrameResult
 from ui.bridge import ViewItem
 from ui.context import AppContext
 from ui.kiosk_access import AccessSink, Banner, access_log_path, decision_banner
-from ui.kiosk_admin import AdminPanel
+from ui.kiosk_admin import AdminPanel, threshold_text
 from ui.live import LiveFeed
 from ui.pin import PinStore
 from ui.pin_pad import PinPad
@@ -82,7 +82,7 @@ class KioskWindow(QWidget):
         self.pinpad = PinPad(self.pins, self.jobs)
         self.pinpad.unlocked.connect(self.open_admin)
         self.pinpad.cancelled.connect(self.show_live)
-        self.admin = AdminPanel(access_log_path(ctx), self.jobs)
+        self.admin = AdminPanel(access_log_path(ctx), self.jobs, threshold_info=lambda: threshold_text(ctx))
         self.admin.back.connect(self.show_live)
         self.admin.exit_kiosk.connect(self.shutdown)
         self.admin.enrol.connect(self.open_gallery)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 from PySide6.QtCore import Qt
@@ -56,9 +56,22 @@ def read_access_log(path: Path, last: int = LOG_ROWS) -> list[LogRow]:
     return rows
 
 
+def threshold_text(ctx: Any) -> str:
+    """The admin panel's line on the match threshold: what false-accept rate it gives for this gallery's
+    size (vision_app.gallery.threshold), or why that is not known."""
+    from vision_app.gallery.threshold import gallery_operating_point
+
+    op = gallery_operating_point(ctx.config, ctx.store, ctx.gallery_path())
+    return op if isinstance(op, str) else op.describe()
+
+
 class AdminPanel(QWidget):
-    def __init__(self, log_path: Path, tasks: BackgroundTasks, parent: QWidget | None = None) -> None:
+    def __init__(self, log_path: Path, tasks: BackgroundTasks, parent: QWidget | None = None,
+                 threshold_info: Callable[[], str] | None = None) -> None:
+        """threshold_info: (run on a worker) the gallery's match threshold and the false-accept rate it
+        gives for the gallery's size, shown above the log."""
         super().__init__(parent)
+        self.threshold_info = threshold_info
         self.back, self.exit_kiosk, self.enrol, self.change_pin = (Listeners() for _ in range(4))
         self.log_path = log_path
         self.tasks = tasks
@@ -85,12 +98,15 @@ class AdminPanel(QWidget):
         self.snapshot.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.snapshot.setMinimumSize(320, SNAPSHOT_H)
         self.status = QLabel("")
+        self.threshold = QLabel("")
+        self.threshold.setWordWrap(True)
         body = QHBoxLayout()
         body.addWidget(self.table, 3)
         body.addWidget(self.snapshot, 2)
         lay = QVBoxLayout(self)
         lay.addWidget(title)
         lay.addLayout(buttons)
+        lay.addWidget(self.threshold)
         lay.addLayout(body, 1)
         lay.addWidget(self.status)
         self.rows: list[LogRow] = []
@@ -98,6 +114,9 @@ class AdminPanel(QWidget):
     def refresh(self) -> None:
         self.status.setText(f"reading {self.log_path} …")
         self.tasks.submit(lambda: read_access_log(self.log_path), self._show_rows, self.status.setText)
+        if self.threshold_info is not None:
+            self.tasks.submit(self.threshold_info, self.threshold.setText,
+                              lambda msg: self.threshold.setText(f"match threshold: {msg}"))
 
     def _show_rows(self, rows: list[LogRow]) -> None:
         self.rows = rows

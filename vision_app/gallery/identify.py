@@ -17,6 +17,7 @@ from vision_app.face.stage import FaceStage
 from vision_app.face.stage import build_face_stage as build_unidentified_face_stage
 from vision_app.gallery.gallery import Gallery, default_gallery_path
 from vision_app.gallery.matcher import Match, Matcher
+from vision_app.gallery.threshold import ThresholdRule
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ def open_matcher(ctx: Any, embedder: FaceEmbedder,
     if not path.is_file():
         return None, None
     gallery = Gallery.from_config(cfg, str(path))
-    return gallery, Matcher.for_embedder(gallery, embedder, cfg.match_threshold)
+    entry = ctx.models.entry(embedder.model_name) if ctx.models is not None else None
+    rule = ThresholdRule.from_config(cfg, entry)
+    return gallery, Matcher.for_embedder(gallery, embedder, cfg.match_threshold, rule)
 
 
 def open_identifier(ctx: Any, embedder: FaceEmbedder) -> GalleryIdentifier | None:

@@ -3,8 +3,8 @@
 All templates live in one (T, D) float32 matrix, grouped by person. A query batch (N, D) is one matrix
 product (N, T) of cosine similarities (rows are L2-normalised), then the best template per person
 (np.maximum.reduceat over each person's contiguous columns) and the best person per query. A best score
-below the threshold (config face.match_threshold, calibrated with `python main.py face-eval`) is
-"unknown". The Matcher keeps the matrix in memory and rebuilds it when the gallery changes, decrypting
+below the threshold is "unknown": config face.match_threshold, raised with the gallery's size by the
+gallery-size rule (vision_app.gallery.threshold), calibrated with `python main.py face-eval`. The Matcher keeps the matrix in memory and rebuilds it when the gallery changes, decrypting
 only templates it has not seen yet.
 """
 from __future__ import annotations
@@ -21,6 +21,8 @@ from vision_app.gallery.gallery import Gallery
 
 log = logging.getLogger(__name__)
 
+TOP_K = 5  # candidates reported per query face
+
 
 @dataclass(frozen=True, slots=True)
 class Match:
@@ -28,13 +30,17 @@ class Match:
 
     identity: the accepted person's name, or None (unknown). best: the best-scoring person even when
     below the threshold (None for an empty gallery). similarity: cosine of the best template of `best`
-    (-1.0 for an empty gallery). accepted: similarity >= threshold.
+    (-1.0 for an empty gallery). accepted: similarity >= threshold; threshold: the one applied.
+    candidates: the TOP_K best people and their similarities, best first (the kiosk averages them over
+    the frames of a tracked face).
     """
 
     identity: str | None
     best: str | None
     similarity: float
     accepted: bool
+    threshold: float = float("nan")
+    candidates: tuple[tuple[str, float], ...] = ()
 
 
 def _as_queries(embeddings: Any, dim: int) -> NDArray[np.float32]:
@@ -98,12 +104,17 @@ class TemplateIndex:
         scores = self.person_scores(queries)
         if scores.shape[1] == 0:
             return [Match(None, None, -1.0, False) for _ in range(len(scores))]
-        best = scores.argmax(axis=1)
+        k = min(TOP_K, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else \
+            np.tile(np.arange(k), (len(scores), 1))
         out = []
-        for i, j in enumerate(best):
+        for i in range(len(scores)):
+            order = top[i][np.argsort(-scores[i, top[i]], kind="stable")]
+            j = int(order[0])
             s = float(scores[i, j])
             ok = s >= threshold
-            out.append(Match(self.names[j] if ok else None, self.names[j], s, ok))
+            cands = tuple((self.names[int(c)], float(scores[i, c])) for c in order)
+            out.append(Match(self.names[j] if ok else None, self.names[j], s, ok, float(threshold), cands))
         return out
 
     def verify(self, name: str, query: Any, threshold: float) -> Match:
@@ -128,10 +139,13 @@ class Matcher:
     model_name/model_version). A gallery holding templates of another model raises GalleryError.
     """
 
-    def __init__(self, gallery: Gallery, model: tuple[str, str], threshold: float) -> None:
+    def __init__(self, gallery: Gallery, model: tuple[str, str], threshold: float,
+                 rule: Any | None = None) -> None:
         self.gallery = gallery
         self.model = (str(model[0]), str(model[1]))
         self.threshold = float(threshold)
+        self.rule = rule  # ThresholdRule: the threshold follows the gallery's size (set on every rebuild)
+        self.operating_point: Any | None = None
         self._generation: tuple[int, int] | None = None
         # decrypted templates seen so far, sorted by template id: (K,) int64 and (K, D) float32
         self._ids = np.zeros(0, np.int64)
@@ -139,8 +153,8 @@ class Matcher:
         self._index = TemplateIndex(np.zeros((0, 0), np.float32), np.zeros(0, np.int64), (), self.model)
 
     @classmethod
-    def for_embedder(cls, gallery: Gallery, embedder: Any, threshold: float) -> "Matcher":
-        return cls(gallery, (embedder.model_name, embedder.model_version), threshold)
+    def for_embedder(cls, gallery: Gallery, embedder: Any, threshold: float, rule: Any | None = None) -> "Matcher":
+        return cls(gallery, (embedder.model_name, embedder.model_version), threshold, rule)
 
     def index(self) -> TemplateIndex:
         """The current index, rebuilt first if the gallery changed since the last call."""
@@ -148,7 +162,17 @@ class Matcher:
         if gen != self._generation:
             self._index = self._rebuild()
             self._generation = gen
+            self._apply_rule()
         return self._index
+
+    def _apply_rule(self) -> None:
+        """The threshold for the gallery's current size (ThresholdRule), logged when it changes."""
+        if self.rule is None:
+            return
+        op = self.rule.at(len(self._index), len(self._index.names))
+        if self.operating_point is None or op != self.operating_point:
+            log.info("%s: %s", self.gallery.path, op.describe())
+        self.operating_point, self.threshold = op, op.threshold
 
     def _rebuild(self) -> TemplateIndex:
         lay = self.gallery.layout()
@@ -157,8 +181,8 @@ class Matcher:
             found = ", ".join(f"{m} {v}" for m, v in other)
             raise GalleryError(f"the gallery {self.gallery.path} holds templates of model {found}, but the "
                                f"embedder is {self.model[0]} {self.model[1]}: embeddings of different "
-                               f"models cannot be compared. Re-enrol everyone with this model or use the "
-                               f"matching one")
+                               f"models cannot be compared. Re-embed the gallery (python main.py gallery "
+                               f"migrate --model {self.model[0]}) or set face.embedder to the gallery's model")
         ids = lay.ids
         if len(ids) == 0:
             self._ids, self._emb = np.zeros(0, np.int64), np.zeros((0, 0), np.float32)

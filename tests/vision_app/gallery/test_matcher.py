@@ -11,7 +11,7 @@ from vision_app.gallery.enroll import FaceAnalyzer, enroll_images
 from vision_app.gallery.gallery import Gallery
 from vision_app.gallery.matcher import Matcher, TemplateIndex
 
-MODEL = ("mobilefacenet", "128d-1")
+MODEL = ("edgeface-xs", "512d-1")  # the default recognizer, which enrolled the gallery
 KNOWN = [f"id{i:02d}" for i in range(1, 11)]
 
 
