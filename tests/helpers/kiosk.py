@@ -15,7 +15,7 @@ ALICE = FaceObservation(
     track_id=1, xyxy=(0.0, 0.0, 100.0, 100.0), identity="alice", best_name="alice", similarity=0.7,
     passive_score=0.9, passive_live=True, blink_seen=False, blink_count=0, ear=0.3, motion=0.03,
     temporal_live=True, yaw_deg=0.0, head_turn_seen=False, quality=None, frames_tracked=10, window_s=2.0,
-    frame_index=0, timestamp=0.0)
+    frame_index=0, timestamp=0.0, candidates=(("alice", 0.7), ("bob", 0.2)), match_threshold=0.41)
 
 
 def frame(i: int, track: int = 1) -> FrameResult:

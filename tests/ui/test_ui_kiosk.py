@@ -49,7 +49,7 @@ class InjectedFace:
             blink_count=int(live and self.n > 12), ear=0.3, motion=0.05 if live else 0.0,
             temporal_live=True if live else (False if self.n > 4 else None), yaw_deg=0.0, head_turn_seen=False,
             quality=None, frames_tracked=self.n, window_s=self.n / 30, frame_index=result.frame.index,
-            timestamp=result.frame.timestamp)
+            timestamp=result.frame.timestamp, candidates=((self.name, 0.8),), match_threshold=0.41)
         extras = {**result.extras, FACE_EXTRAS_KEY: (obs,)}
         return self.controller.update(dataclasses.replace(result, extras=extras))
 

@@ -4,9 +4,12 @@
       ▲                 ▲ (face lost / another face)      └─any check fails / timeout──▶ denied ─┤
       └───────────────── cooldown ◀──────────── result_s later ───────────────────────────────┘
 
-Every frame, `update(result)` reads the FaceObservations in result.extras["face"], follows the largest
-face's track, and after `check_frames` good frames judges identity, passive and temporal liveness
-together (policy.judge); with the blink challenge on it then asks for a blink on the same track.
+Every frame, `update(result)` reads the FaceObservations in result.extras["face"] and follows the largest
+face's track. A check starts at its first good frame: the identity is judged once, on the first
+`check_frames` good frames (mean similarity over them); the passive score is averaged over every good
+frame; movement or a blink, and with the blink challenge a blink (asked for from the start), are
+watched until the deadline (policy.py). The first frame on which everything passes grants; a failed
+identity or passive check denies at once; missing movement / blink denies at the deadline.
 Each decision is written to the access log (hash-chained) and a grant fires the door actuator. If the log
 cannot be written the decision is still returned (with log_error); a grant then does not open the door
 unless grant_requires_log is off. The GUI only shows `state`, `guidance` and the decisions.
@@ -27,7 +30,8 @@ import cv2
 
 from vision_app.access.accesslog import AccessLog
 from vision_app.access.door import DoorActuator, LogOnlyDoor
-from vision_app.access.policy import FAIL, PASS, AccessPolicy, Verdict, guidance_for_quality, judge
+from vision_app.access.policy import (FAIL, PASS, AccessPolicy, Evidence, Verdict, check_identity,
+                                     guidance_for_quality, judge)
 from vision_app.errors import GalleryError
 from vision_app.face.observation import FaceObservation, observations
 from vision_app.types import FrameResult
@@ -99,9 +103,11 @@ class KioskStatus:
 class _Check:
     track_id: int
     started: float
-    window: deque = field(default_factory=deque)
-    challenge_since: float | None = None
-    blink_base: int = 0
+    blink_base: int
+    window: list[FaceObservation] = field(default_factory=list)   # the first check_frames good frames
+    passive: list[float] = field(default_factory=list)            # every good frame's real-score
+    moved: bool = False
+    identity: tuple[str, str | None, str, dict] | None = None     # judged once, on the full window
     verdict: Verdict | None = None
 
 
@@ -149,8 +155,6 @@ class AccessController:
             progress = 0.0
             if self._state == KioskState.CHECKING and c is not None:
                 progress = min(1.0, len(c.window) / self.policy.check_frames)
-                if c.challenge_since is not None:
-                    progress = 1.0
             elif self._state in (KioskState.GRANTED, KioskState.DENIED):
                 progress = 1.0
             return KioskStatus(self._state, self._guidance, c.track_id if c else self._present_track,
@@ -205,7 +209,7 @@ class AccessController:
             if face.quality is not None:
                 self._set(KioskState.FACE_PRESENT, t, guidance_for_quality(face.quality))
                 return None
-            self._check = _Check(face.track_id, t)
+            self._check = _Check(face.track_id, t, face.blink_count)
         return self._checking(t, face, result, self._check)
 
     def _follow(self, faces: tuple[FaceObservation, ...]) -> FaceObservation | None:
@@ -220,35 +224,29 @@ class AccessController:
 
     def _checking(self, t: float, face: FaceObservation, result: FrameResult, c: _Check) -> Decision | None:
         p = self.policy
-        if c.challenge_since is not None:  # waiting for the blink
-            if face.blink_count > c.blink_base:
-                return self._decide(t, "granted", c.verdict, "all checks passed, blink seen", result, c,
-                                    {"blinks": float(face.blink_count)})
-            if t - c.challenge_since > p.blink_timeout_s:
-                return self._decide(t, "denied", c.verdict, f"no blink within {p.blink_timeout_s:g} s of "
-                                    f"being asked", result, c)
-            self._set(KioskState.CHECKING, t, "Blink now")
-            return None
         if face.quality is None:
-            c.window.append(face)
-            while len(c.window) > p.check_frames:
-                c.window.popleft()
-            guidance = "Checking… hold still"
-        else:
-            guidance = guidance_for_quality(face.quality)
-        self._set(KioskState.CHECKING, t, guidance)
-        if len(c.window) >= p.check_frames:
-            verdict = judge(list(c.window), p)
-            c.verdict = verdict
+            if len(c.window) < p.check_frames:
+                c.window.append(face)
+            c.passive.append(face.passive_score)
+        c.moved = c.moved or face.temporal_live is True
+        if len(c.window) >= p.check_frames and c.identity is None:
+            c.identity = check_identity(c.window, p)
+        if c.identity is not None:
+            e = Evidence(c.window, c.passive, c.moved, face.blink_count > c.blink_base, t - c.started, face)
+            c.verdict = verdict = judge(e, c.identity, p)
             if verdict.status == FAIL:
                 return self._decide(t, "denied", verdict, "; ".join(verdict.reasons), result, c)
             if verdict.status == PASS:
-                if not p.blink_challenge:
-                    return self._decide(t, "granted", verdict, "all checks passed", result, c)
-                c.challenge_since, c.blink_base = t, face.blink_count
-                self._set(KioskState.CHECKING, t, "Blink now")
-                return None
-        if t - c.started > p.check_timeout_s:
+                why = "all checks passed, blink seen" if p.blink_challenge else "all checks passed"
+                return self._decide(t, "granted", verdict, why, result, c)
+        if face.quality is not None:
+            guidance = guidance_for_quality(face.quality)
+        elif p.blink_challenge and not face.blink_count > c.blink_base:
+            guidance = "Blink now"
+        else:
+            guidance = "Checking… hold still"
+        self._set(KioskState.CHECKING, t, guidance)
+        if t - c.started >= p.check_timeout_s:
             why = "; ".join(c.verdict.reasons) if c.verdict else (
                 f"only {len(c.window)} good frames of {p.check_frames} (" + (face.quality or "face unclear") + ")")
             return self._decide(t, "denied", c.verdict, f"checks not completed within "
@@ -343,7 +341,8 @@ class AccessController:
         except Exception:
             access_log.close()
             raise
-        return cls(AccessPolicy.from_config(a, blink_challenge), access_log, door, kiosk_id=a.kiosk_id,
+        policy = AccessPolicy.from_config(a, blink_challenge, cfg.face.passive_threshold)
+        return cls(policy, access_log, door, kiosk_id=a.kiosk_id,
                    snapshot_dir=a.snapshot_dir or None, **kwargs)
 
     def close(self) -> None:

@@ -1,13 +1,23 @@
 """The kiosk's access policy: which evidence, over how many frames, lets someone in.
 
-Pure functions over the face stage's per-frame FaceObservation of ONE tracked face; the state machine
-(controller.py) decides when to call them. Each check answers pass, fail or pending (not enough evidence
-yet), with a reason and the numbers behind it.
+Pure functions over the face stage's FaceObservations of ONE tracked face during one check; the state
+machine (controller.py) decides when to call them. Each check answers pass, fail or pending.
+
+- identity, judged once on the first `check_frames` good frames: each frame's candidates (the best
+  people and their similarities, best template each, so every enrolled template counts) are averaged
+  over the window; the best mean must reach the matcher's threshold and that person must be the frame's
+  best candidate in at least min_match_ratio of the frames. One window, one verdict: a stranger does not
+  get a new try with every frame.
+- passive liveness: the mean MiniFASNet real-score over every good frame of the check must reach
+  passive_threshold (a photo or screen scores ~0 on every frame; a live face dips only briefly).
+- temporal liveness: non-rigid movement or a blink seen at any time since the check started; a calm
+  person is watched until the deadline (check_timeout_s), not refused after the first quiet window.
+- blink challenge (optional): a blink after the check started (the banner asks for it from the start),
+  within blink_timeout_s.
 """
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -18,20 +28,21 @@ PASS, FAIL, PENDING = "pass", "fail", "pending"
 
 @dataclass(frozen=True)
 class AccessPolicy:
-    """check_frames: good frames judged together; min_match_ratio: share of them matching one person;
-    min_live_ratio: share the passive check calls real; blink_challenge: ask for a blink before granting;
-    blink_timeout_s: time to blink once asked; check_timeout_s: a check not concluded by then is denied;
-    result_s / cooldown_s: how long the verdict shows, then how long no new check starts;
+    """check_frames: good frames the identity is judged on; min_match_ratio: share of them in which the
+    person is the best candidate; passive_threshold: least mean passive real-score (config
+    face.passive_threshold); blink_challenge: ask for a blink before granting; blink_timeout_s: time to
+    blink once asked (asked when the check starts); check_timeout_s: the deadline, a check not passed by
+    then is denied; result_s / cooldown_s: how long the verdict shows, then how long no new check starts;
     recognition_interval_s: the same track is not checked again within this time; lost_frames: frames
     without the face before a check is abandoned; max_failed_attempts within alarm_window_s raise the
     alarm; grant_requires_log: a grant that cannot be written to the access log does not open the door."""
 
     check_frames: int = 8
     min_match_ratio: float = 0.75
-    min_live_ratio: float = 0.75
+    passive_threshold: float = 0.5
     blink_challenge: bool = True
-    blink_timeout_s: float = 5.0
-    check_timeout_s: float = 10.0
+    blink_timeout_s: float = 8.0
+    check_timeout_s: float = 8.0
     result_s: float = 2.0
     cooldown_s: float = 1.0
     recognition_interval_s: float = 10.0
@@ -41,20 +52,24 @@ class AccessPolicy:
     grant_requires_log: bool = True
 
     @classmethod
-    def from_config(cls, access_cfg: Any, blink_challenge: bool | None = None) -> "AccessPolicy":
-        """From the [access] config section; blink_challenge overrides the config's value."""
-        names = cls.__dataclass_fields__
-        values = {n: getattr(access_cfg, n) for n in names}
+    def from_config(cls, access_cfg: Any, blink_challenge: bool | None = None,
+                    passive_threshold: float | None = None) -> "AccessPolicy":
+        """From the [access] config section; blink_challenge overrides the config's value;
+        passive_threshold: config face.passive_threshold (default 0.5)."""
+        names = [n for n in cls.__dataclass_fields__ if n != "passive_threshold"]
+        values: dict[str, Any] = {n: getattr(access_cfg, n) for n in names}
         if blink_challenge is not None:
             values["blink_challenge"] = blink_challenge
+        if passive_threshold is not None:
+            values["passive_threshold"] = float(passive_threshold)
         return cls(**values)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Outcome of the window checks. status: pass | fail | pending; identity: the person matched in at
-    least min_match_ratio of the frames (None otherwise), also when a liveness check fails; reasons: why
-    it fails / is pending; liveness: "live" | "not live" | "undecided"; scores: the numbers for the log."""
+    """Outcome of the checks. status: pass | fail | pending; identity: the person the window matched
+    (None otherwise), also when a liveness check fails; reasons: why it fails / is pending; liveness:
+    "live" | "not live" | "undecided"; scores: the numbers for the log."""
 
     status: str
     identity: str | None
@@ -63,71 +78,99 @@ class Verdict:
     scores: dict[str, float]
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What one check has seen so far. window: the first check_frames good observations (identity);
+    passive: real-scores of every good frame; moved: movement or a blink seen since the check started;
+    blinked: a blink since the check started; elapsed_s: time since it started; latest: this frame."""
+
+    window: Sequence[FaceObservation]
+    passive: Sequence[float]
+    moved: bool
+    blinked: bool
+    elapsed_s: float
+    latest: FaceObservation
+
+
 def _mean(xs: Sequence[float]) -> float:
     vals = [x for x in xs if not math.isnan(x)]
     return sum(vals) / len(vals) if vals else math.nan
 
 
 def check_identity(window: Sequence[FaceObservation], p: AccessPolicy) -> tuple[str, str | None, str, dict]:
-    counts = Counter(o.identity for o in window if o.identity is not None)
-    sims = [o.similarity for o in window]
-    name, n = counts.most_common(1)[0] if counts else (None, 0)
-    ratio = n / len(window)
-    named = [o.similarity for o in window if name is not None and o.identity == name]
-    scores = {"match_ratio": ratio, "similarity": _mean(named) if named else _mean(sims),
-              "similarity_max": max((s for s in sims if not math.isnan(s)), default=math.nan)}
-    if name is not None and ratio >= p.min_match_ratio:
-        return PASS, name, "", scores
-    if name is None:
-        best = max((o.best_name for o in window if o.best_name), key=lambda b: sum(
-            o.best_name == b for o in window), default="")
-        why = f"unknown face (best similarity {scores['similarity_max']:.2f}" + (
-            f", closest {best})" if best else ")")
-        return FAIL, None, why, scores
-    return PENDING, None, f"identity not consistent ({name} in {n} of {len(window)} frames)", scores
+    """The window's identity: best mean similarity over the frames (a person missing from a frame's
+    candidates counts 0 there), against the frames' matcher threshold."""
+    frames = [o for o in window if o.candidates]
+    thresholds = [o.match_threshold for o in frames if not math.isnan(o.match_threshold)]
+    if not frames or not thresholds:
+        return FAIL, None, "unknown face (not identified: no gallery or no match)", \
+            {"similarity": math.nan, "match_ratio": 0.0}
+    names = {name for o in frames for name, _ in o.candidates}
+    means = {n: sum(dict(o.candidates).get(n, 0.0) for o in frames) / len(frames) for n in names}
+    best = max(sorted(names), key=lambda n: means[n])
+    top = sum(o.candidates[0][0] == best for o in frames) / len(frames)
+    threshold = max(thresholds)
+    sims = [dict(o.candidates).get(best, 0.0) for o in frames]
+    scores = {"similarity": means[best], "similarity_min": min(sims), "match_ratio": top,
+              "threshold": threshold, "frames": float(len(frames))}
+    if means[best] < threshold:
+        return FAIL, None, (f"unknown face (mean similarity {means[best]:.2f} over {len(frames)} frames < "
+                            f"{threshold:.2f}, closest {best})"), scores
+    if top < p.min_match_ratio:
+        return FAIL, None, (f"identity not consistent ({best} best in {round(top * len(frames))} of "
+                            f"{len(frames)} frames)"), scores
+    return PASS, best, "", scores
 
 
-def check_passive(window: Sequence[FaceObservation], p: AccessPolicy) -> tuple[str, str, dict]:
-    live = sum(bool(o.passive_live) for o in window) / len(window)
-    scores = {"passive_live_ratio": live, "passive_score": _mean([o.passive_score for o in window])}
-    if live >= p.min_live_ratio:
+def check_passive(scores_seen: Sequence[float], p: AccessPolicy) -> tuple[str, str, dict]:
+    mean = _mean(scores_seen)
+    live = [s >= p.passive_threshold for s in scores_seen if not math.isnan(s)]
+    scores = {"passive_score": mean, "passive_live_ratio": sum(live) / len(live) if live else 0.0}
+    if not math.isnan(mean) and mean >= p.passive_threshold:
         return PASS, "", scores
-    if live <= 1.0 - p.min_live_ratio:
-        return FAIL, f"presentation attack suspected (passive check: real in {live:.0%} of frames, " \
-                     f"score {scores['passive_score']:.2f})", scores
-    return PENDING, f"passive check undecided (real in {live:.0%} of frames)", scores
+    return FAIL, (f"presentation attack suspected (passive score {mean:.2f} over {len(live)} frames, needs "
+                  f"{p.passive_threshold:.2f})"), scores
 
 
-def check_temporal(latest: FaceObservation) -> tuple[str, str, dict]:
-    scores = {"motion": latest.motion, "blinks": float(latest.blink_count)}
-    if latest.temporal_live is True:
+def check_temporal(e: Evidence, p: AccessPolicy) -> tuple[str, str, dict]:
+    scores = {"motion": e.latest.motion, "blinks": float(e.latest.blink_count)}
+    if e.moved:
         return PASS, "", scores
-    if latest.temporal_live is False:
-        return FAIL, (f"no movement and no blink in {latest.window_s:.1f} s (motion {latest.motion:.3f}): "
+    if e.elapsed_s >= p.check_timeout_s:
+        return FAIL, (f"no movement and no blink in {e.elapsed_s:.1f} s (motion {e.latest.motion:.3f}): "
                       f"a photo or a screen?"), scores
-    return PENDING, "temporal check still collecting frames", scores
+    return PENDING, "waiting for movement or a blink", scores
 
 
-def judge(window: Sequence[FaceObservation], p: AccessPolicy) -> Verdict:
-    """All window checks over the last check_frames good observations of one track (oldest first).
+def check_blink(e: Evidence, p: AccessPolicy) -> tuple[str, str]:
+    if not p.blink_challenge or e.blinked:
+        return PASS, ""
+    if e.elapsed_s >= p.blink_timeout_s:
+        return FAIL, f"no blink within {p.blink_timeout_s:g} s of being asked"
+    return PENDING, "waiting for a blink"
+
+
+def judge(e: Evidence, identity: tuple[str, str | None, str, dict], p: AccessPolicy) -> Verdict:
+    """All checks for one track's evidence; identity: check_identity's answer on the check's window.
     Any fail → fail (every failing reason listed, liveness first); all pass → pass; else pending."""
-    id_status, identity, id_why, id_scores = check_identity(window, p)
-    pa_status, pa_why, pa_scores = check_passive(window, p)
-    te_status, te_why, te_scores = check_temporal(window[-1])
+    id_status, who, id_why, id_scores = identity
+    pa_status, pa_why, pa_scores = check_passive(e.passive, p)
+    te_status, te_why, te_scores = check_temporal(e, p)
+    bl_status, bl_why = check_blink(e, p)
     scores = {**id_scores, **pa_scores, **te_scores}
-    checks = [(pa_status, pa_why), (te_status, te_why), (id_status, id_why)]
     if PASS == pa_status == te_status:
         liveness = "live"
     elif FAIL in (pa_status, te_status):
         liveness = "not live"
     else:
         liveness = "undecided"
+    checks = [(pa_status, pa_why), (te_status, te_why), (id_status, id_why), (bl_status, bl_why)]
     # identity is kept on a denial too (the log shows whose face a photo attack used)
     if any(s == FAIL for s, _ in checks):
-        return Verdict(FAIL, identity, tuple(w for s, w in checks if s == FAIL), liveness, scores)
+        return Verdict(FAIL, who, tuple(w for s, w in checks if s == FAIL), liveness, scores)
     if all(s == PASS for s, _ in checks):
-        return Verdict(PASS, identity, (), liveness, scores)
-    return Verdict(PENDING, identity, tuple(w for s, w in checks if s == PENDING), liveness, scores)
+        return Verdict(PASS, who, (), liveness, scores)
+    return Verdict(PENDING, who, tuple(w for s, w in checks if s == PENDING), liveness, scores)
 
 
 def guidance_for_quality(reason: str) -> str:

@@ -38,8 +38,11 @@ class FaceObservation:
         to match/enrol.
     frames_tracked: frames this track has been seen in; window_s: seconds covered by its evidence.
     frame_index / timestamp: the frame this observation belongs to (Frame.index, Frame.timestamp).
-    embedding: (128,) float32 L2-normalised MobileFaceNet embedding (None if quality failed before
-        embedding); not part of equality.
+    embedding: (D,) float32 L2-normalised embedding of the configured recognizer (None if quality failed
+        before embedding); not part of equality.
+    candidates: the best gallery people for this frame and their similarities (best template each), best
+        first, up to 5 (empty: not identified); the kiosk averages them over a tracked face's frames.
+    match_threshold: the matcher's threshold for this frame (nan when not identified).
     """
 
     track_id: int
@@ -62,6 +65,8 @@ class FaceObservation:
     frame_index: int
     timestamp: float
     embedding: NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
+    candidates: tuple[tuple[str, float], ...] = ()
+    match_threshold: float = math.nan
 
     @property
     def matched(self) -> bool:
@@ -81,6 +86,8 @@ class FaceObservation:
             v = getattr(self, f.name)
             if isinstance(v, float) and math.isnan(v):
                 v = None
+            if f.name == "candidates":
+                v = [[name, round(sim, 4)] for name, sim in v]
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 

@@ -46,6 +46,10 @@ class IdentityMatch(Protocol):
     def best(self) -> str | None: ...          # best candidate even below the threshold, None = none
     @property
     def similarity(self) -> float: ...         # its cosine similarity
+    @property
+    def threshold(self) -> float: ...          # the threshold applied
+    @property
+    def candidates(self) -> tuple[tuple[str, float], ...]: ...  # best people and similarities, best first
 
 
 class Identifier(Protocol):
@@ -70,6 +74,8 @@ class _FaceFrame:
     passive_live: tuple[bool, ...]
     meshes: tuple[MeshResult | None, ...]
     embeddings: tuple[NDArray[np.float32] | None, ...]
+    candidates: tuple[tuple[tuple[str, float], ...], ...]  # per face (empty = not identified)
+    thresholds: NDArray[np.float32]        # (N,) matcher threshold per face, nan = not identified
 
 
 class FaceStage:
@@ -108,16 +114,20 @@ class FaceStage:
             aligned[i] = align_face(img, faces.landmarks[i])
             quality[i] = self.gates.check(faces.xyxy[i], faces.landmarks[i], aligned[i])
         good = [i for i in range(n) if quality[i] is None]
-        emb = self.embedder.embed([aligned[i] for i in good]) if good else np.zeros((0, 0), np.float32)
+        emb = self.embedder.embed([self._model_crop(img, faces.landmarks[i], aligned[i]) for i in good]) \
+            if good else np.zeros((0, 0), np.float32)
         names: list[str | None] = [None] * n
         best = [""] * n
         sim = np.full(n, np.nan, np.float32)
+        thr = np.full(n, np.nan, np.float32)
+        cands: list[tuple[tuple[str, float], ...]] = [()] * n
         embeddings: list[NDArray[np.float32] | None] = [None] * n
         for k, i in enumerate(good):
             embeddings[i] = emb[k]
         if self.identifier is not None and good:
             for i, m in zip(good, self.identifier.identify(emb)):
-                names[i], best[i], sim[i] = m.identity, m.best or "", m.similarity
+                names[i], best[i], sim[i], thr[i], cands[i] = m.identity, m.best or "", m.similarity, \
+                    m.threshold, m.candidates
         analysed = [i for i in range(n) if sized[i]]
         p_score = np.full(n, np.nan, np.float32)
         p_live = [False] * n
@@ -126,11 +136,16 @@ class FaceStage:
         meshes = [self.mesh.run(img, faces.xyxy[i]) if self.mesh is not None and sized[i] else None
                   for i in range(n)]
         data = _FaceFrame(faces, tuple(quality), tuple(names), tuple(best), sim, p_score, tuple(p_live),
-                          tuple(meshes), tuple(embeddings))
+                          tuple(meshes), tuple(embeddings), tuple(cands), thr)
         identifying = self.identifier is not None
         faces = replace(faces, identity=tuple(x or "" for x in names) if identifying else None,
                         match_score=sim if identifying else None, liveness=p_score)
         return replace(result, faces=faces, extras={**result.extras, FACE_EXTRAS_KEY: data})
+
+    def _model_crop(self, img: NDArray[np.uint8], landmarks5: NDArray[np.float32],
+                    arcface: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """The recognizer's crop: the quality gates' ArcFace crop when the model uses that framing."""
+        return arcface if self.embedder.spec.arcface112 else self.embedder.align(img, landmarks5)
 
     # -- in frame order (one instance) ---------------------------------------------------------------
     def finish(self, result: FrameResult) -> FrameResult:
@@ -161,7 +176,8 @@ class FaceStage:
                 yaw_deg=state.yaw_deg if state else 0.0, head_turn_seen=bool(state and state.head_turn_seen),
                 quality=data.quality[i], frames_tracked=self._tracks[tid].frames if state else 0,
                 window_s=state.window_s if state else 0.0, frame_index=result.frame.index, timestamp=t,
-                embedding=data.embeddings[i]))
+                embedding=data.embeddings[i], candidates=data.candidates[i],
+                match_threshold=float(data.thresholds[i])))
         self._forget_old_tracks()
         faces = replace(result.faces if result.faces is not None else f, tracker_id=ids.astype(np.int32))
         return replace(result, faces=faces, extras={**result.extras, FACE_EXTRAS_KEY: tuple(obs)})
@@ -193,10 +209,17 @@ def build_detector(ctx: Any) -> FaceDetector:
     return FaceDetector(ctx.engine(cfg.detector), cfg.detect_score)
 
 
-def build_embedder(ctx: Any) -> FaceEmbedder:
-    """The embedder with the manifest's model name and version (stored with every gallery template)."""
-    entry = ctx.models.entry(ctx.config.face.embedder)
-    return FaceEmbedder(ctx.engine(entry.name), entry.name, entry.version)
+def build_embedder(ctx: Any, name: str | None = None) -> FaceEmbedder:
+    """The recognizer `name` (default: config face.embedder) with its manifest name and version (stored
+    with every gallery template) and its own crop and normalisation (EmbedSpec)."""
+    from vision_app.errors import ConfigError
+    from vision_app.face.embedder import EmbedSpec
+
+    entry = ctx.models.entry(name or ctx.config.face.embedder)
+    if entry.task != "face_embed":
+        raise ConfigError(f"{'face.embedder' if name is None else '--model'} '{entry.name}' is a '{entry.task}' "
+                          f"model; choose a recognizer: {', '.join(ctx.models.names('face_embed'))}")
+    return FaceEmbedder(ctx.engine(entry.name), entry.name, entry.version, EmbedSpec.from_entry(entry))
 
 
 def build_passive(ctx: Any) -> PassiveLiveness:

@@ -56,7 +56,7 @@ def test_carphone_through_the_stage(stage_no_gallery, carphone_frames):
     assert max(set(ids), key=ids.count) >= 1 and ids.count(max(set(ids), key=ids.count)) >= 0.9 * len(ids)
     last = observations(results[-1].extras)[0]
     assert last.temporal_live is True and last.passive_live and last.blink_count >= 1
-    assert last.frames_tracked >= 70 and not math.isnan(last.ear) and last.embedding.shape == (128,)
+    assert last.frames_tracked >= 70 and not math.isnan(last.ear) and last.embedding.shape == (512,)
     assert last.to_dict()["xyxy"] == list(last.xyxy)
 
 
