@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "vision_app.cli.ui_cmd",
     "vision_app.cli.gallery_cmd",
     "vision_app.cli.face_cmd",
+    "vision_app.cli.face_eval_cmd",
     "vision_app.cli.verify_cmd",
 ]
 

@@ -65,9 +65,10 @@ def _timing_rows(sctx: StageContext, images: list[tuple[str, np.ndarray]], repea
         if len(faces) == 0:
             continue
         box, lm = faces.xyxy[:1], faces.landmarks[0]
-        aligned = align_face(img, lm)
+        aligned = emb.align(img, lm)
         t_det = time_calls(lambda: det.detect(img), repeat)
-        t_align = time_calls(lambda: align_face(img, lm), repeat)
+        t_align = time_calls(lambda: (align_face(img, lm), None if emb.spec.arcface112 else emb.align(img, lm)),
+                             repeat)
         t_emb = time_calls(lambda: emb.embed([aligned]), repeat)
         t_pas = time_calls(lambda: passive.check(img, box), repeat)
         t_mesh = time_calls(lambda: mesh.run(img, box[0]), repeat) if mesh else np.array([math.nan])
@@ -76,6 +77,43 @@ def _timing_rows(sctx: StageContext, images: list[tuple[str, np.ndarray]], repea
         rows.append({"image": name, "size": f"{img.shape[1]}x{img.shape[0]}", "detect_ms": ms(t_det),
                      "align_ms": ms(t_align), "embed_ms": ms(t_emb), "passive_ms": ms(t_pas),
                      "per_face_ms": round(total, 3), "per_face_min_ms": round(best, 3), "mesh_ms": ms(t_mesh)})
+    return rows
+
+
+def _recognizer_rows(sctx: StageContext, images: list[tuple[str, np.ndarray]], repeat: int) -> list[dict]:
+    """Per-face time (detect + align + embed + passive) with every recognizer of the manifest, the models
+    taking turns call by call (order flipped every round), so machine load hits them alike; wall time
+    and the calling thread's CPU time (less disturbed by other processes)."""
+    det, passive = build_detector(sctx), build_passive(sctx)
+    store = sctx.models
+    names = [n for n in store.names("face_embed") if store.status(n) == "present"] if store is not None else []
+    embs = {n: build_embedder(sctx, n) for n in names}
+
+    def per_face(emb: Any, img: np.ndarray) -> None:
+        faces = det.detect(img)
+        lm = faces.landmarks[0]
+        arc = align_face(img, lm)
+        emb.embed([arc if emb.spec.arcface112 else emb.align(img, lm)])
+        passive.check(img, faces.xyxy[:1])
+
+    rows = []
+    for label, img in images:
+        if len(det.detect(img)) == 0:
+            continue
+        wall: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, list[float]] = {n: [] for n in names}
+        for n in names:
+            per_face(embs[n], img)  # warm-up
+        for r in range(repeat):
+            for n in names if r % 2 == 0 else names[::-1]:
+                t0, c0 = time.perf_counter(), time.thread_time()
+                per_face(embs[n], img)
+                wall[n].append(time.perf_counter() - t0)
+                cpu[n].append(time.thread_time() - c0)
+        base = float(np.median(cpu["mobilefacenet"])) if "mobilefacenet" in cpu else math.nan
+        for n in names:
+            rows.append({"image": label, "recognizer": n, "wall_ms": ms(wall[n]), "wall_min_ms": round(1e3 * min(wall[n]), 3),
+                         "cpu_ms": ms(cpu[n]), "cpu_vs_mobilefacenet": f"{100 * (np.median(cpu[n]) / base - 1):+.1f} %"})
     return rows
 
 
@@ -131,6 +169,13 @@ def run_face_bench(ctx: BenchContext) -> list[BenchTable]:
                         [f"engine threads: {ctx.config.engine.threads or 'ORT default'}; mesh (blink/temporal) "
                          "is extra, per face and frame; detect is per frame, shared by all its faces",
                          "per_face_min_ms sums each part's fastest call: closer to a quiet machine's figure"])
+    ctx.on_progress("face: per-face time with each recognizer, interleaved")
+    recognizers = BenchTable(
+        "per-face time by recognizer (detect + align + embed + passive; the models take turns)",
+        ["image", "recognizer", "wall_ms", "wall_min_ms", "cpu_ms", "cpu_vs_mobilefacenet"],
+        _recognizer_rows(sctx, [(n, i) for n, i in images if i is not None], repeat),
+        ["cpu_ms: CPU time of the calling thread (median), set engine.threads = 1 for it to cover all the "
+         "work; wall_ms follows the machine's load", "mobilefacenet was the default before edgeface-xs"])
     rows = []
     if frames:
         ctx.on_progress("face: liveness behaviour on the carphone video")
@@ -149,4 +194,4 @@ def run_face_bench(ctx: BenchContext) -> list[BenchTable]:
          f"reopened > {cfg.blink_open_ratio} x within {cfg.blink_max_closed_s} s; temporal window "
          f"{cfg.liveness_window_s} s, motion_min {cfg.motion_min}; head turn >= {cfg.head_turn_deg} deg",
          f"total benchmark time {time.perf_counter() - t0:.1f} s"])
-    return [timing, behaviour]
+    return [timing, recognizers, behaviour]
