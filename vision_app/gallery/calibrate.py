@@ -30,6 +30,8 @@ from vision_app.gallery.threshold import ThresholdRule
 
 log = logging.getLogger(__name__)
 
+MATCHED_RATES = (0.001, 0.002, 0.003)  # open-set false-accept rates recognizers are compared at
+
 __all__ = ["Calibration", "calibrate", "format_report", "far_frr", "recommend", "threshold_for_far",
            "Embedded", "embed_folder", "labelled_images"]
 
@@ -57,6 +59,7 @@ class Calibration:
     open_set: list[OpenSetResult]
     held_out: OpenSetResult | None = None
     held_out_thresholds: list[float] = field(default_factory=list)
+    matched: list[OpenSetResult] = field(default_factory=list)  # best threshold per false-accept rate
 
     def to_dict(self) -> dict[str, Any]:
         d = self.data
@@ -70,6 +73,7 @@ class Calibration:
                 "recommended_how": self.recommended_how, "open_set": [r.to_dict() for r in self.open_set],
                 "held_out": None if self.held_out is None else {**self.held_out.to_dict(),
                                                                  "thresholds": self.held_out_thresholds},
+                "at_false_accept_rates": [r.to_dict() for r in self.matched],
                 "skipped": [{"path": str(p), "reason": r} for p, r in d.skipped],
                 "label_conflicts": [str(p) for p in d.conflicts], "duplicates": [str(p) for p in d.duplicates]}
 
@@ -112,7 +116,9 @@ def calibrate(data: Embedded, target: float = 0.003, configured: float | None = 
         op = rule.at(n, n)
         rows.append(scores.at(op.threshold, f"kiosk rule ({rule.model} calibration, {n} templates)"))
     rows.append(scores.at(rec, f"recommended ({100 * target:g} % / {n} enrolled per comparison)"))
-    cal = Calibration(data, genuine, impostor, target, tar_table(genuine, impostor), curve, rec, how, rows)
+    cal = Calibration(data, genuine, impostor, target, tar_table(genuine, impostor), curve, rec, how, rows,
+                      matched=[scores.best_at(f, f"best at <= {100 * f:g} % false accepts (in-sample)")
+                               for f in MATCHED_RATES])
     if split:
         if len(set(data.labels)) < 8:
             raise GalleryError("--split needs at least 8 people (two halves of enrolled people and strangers)")
@@ -176,6 +182,8 @@ def format_report(cal: Calibration) -> str:
             f"(everyone else)",
             f"  {'thresh':>6}  {'accepted right':>20}  {'wrong':>5}  {'strangers acc.':>11} {'false accepts':>19}"]
     out += [_open_set_line(r) for r in cal.open_set]
+    out.append("the same false-accept rate, threshold chosen on these photos (to compare recognizers):")
+    out += [_open_set_line(r) for r in cal.matched]
     if cal.held_out is not None:
         ts = ", ".join(f"{t:.3f}" for t in cal.held_out_thresholds)
         out += [f"held out (each half of the people at the threshold from the other half's impostor pairs: {ts}):",

@@ -105,16 +105,17 @@ class TemplateIndex:
         if scores.shape[1] == 0:
             return [Match(None, None, -1.0, False) for _ in range(len(scores))]
         k = min(TOP_K, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else \
-            np.tile(np.arange(k), (len(scores), 1))
+        top = np.argpartition(scores, -k, axis=1)[:, -k:] if k < scores.shape[1] else \
+            np.broadcast_to(np.arange(k), (len(scores), k))
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        rank = np.argsort(-top_scores, axis=1, kind="stable")
+        top, top_scores = np.take_along_axis(top, rank, axis=1), np.take_along_axis(top_scores, rank, axis=1)
         out = []
-        for i in range(len(scores)):
-            order = top[i][np.argsort(-scores[i, top[i]], kind="stable")]
-            j = int(order[0])
-            s = float(scores[i, j])
+        for row, vals in zip(top.tolist(), top_scores.tolist()):
+            s, name = vals[0], self.names[row[0]]
             ok = s >= threshold
-            cands = tuple((self.names[int(c)], float(scores[i, c])) for c in order)
-            out.append(Match(self.names[j] if ok else None, self.names[j], s, ok, float(threshold), cands))
+            cands = tuple((self.names[c], v) for c, v in zip(row, vals))
+            out.append(Match(name if ok else None, name, s, ok, float(threshold), cands))
         return out
 
     def verify(self, name: str, query: Any, threshold: float) -> Match:

@@ -80,6 +80,18 @@ class OpenSetScores:
     known: NDArray[np.bool_]
     correct: NDArray[np.bool_]
 
+    def best_at(self, false_accept_rate: float, label: str = "") -> OpenSetResult:
+        """The threshold with the most right accepts whose false accepts stay within the rate (of all
+        attempts): for comparing recognizers at the same false-accept rate (chosen on these photos)."""
+        order = np.argsort(-self.best, kind="stable")
+        s = self.best[order]
+        fa = np.cumsum((~(self.known & self.correct))[order])   # accepting the k+1 best: false accepts
+        ends = np.append(np.nonzero(s[1:] != s[:-1])[0], len(s) - 1)  # a threshold takes whole ties
+        ok = ends[fa[ends] <= false_accept_rate * len(s)]
+        if len(ok) == 0:
+            return self.at(float(np.nextafter(s[0], np.float32(2.0))), label)
+        return self.at(float(s[ok[-1]]), label)
+
     def at(self, threshold: float, label: str = "") -> OpenSetResult:
         acc = self.best >= threshold
         return OpenSetResult(float(threshold), self.enrolled, int(self.known.sum()), int((~self.known).sum()),

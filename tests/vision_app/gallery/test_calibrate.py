@@ -115,3 +115,18 @@ def test_shipped_threshold_is_the_shipped_calibration(app_config, store):
     curve = FarCurve.from_entry(store.entry(face.embedder))
     assert curve is not None and "celeba" in curve.source and curve.pairs > 4_000_000
     assert face.match_threshold == recommend(curve.threshold_for(face.open_set_far / 73))
+
+
+def test_best_threshold_at_a_false_accept_rate():
+    # 5 genuine probes (2 right at .9/.8, 1 wrong at .7, 2 right at .6/.5) and 5 strangers (.65, .3, ...)
+    from vision_app.gallery.openset import OpenSetScores
+
+    best = np.float32([0.9, 0.8, 0.7, 0.6, 0.5, 0.65, 0.3, 0.2, 0.1, 0.0])
+    known = np.array([True] * 5 + [False] * 5)
+    correct = np.array([True, True, False, True, True] + [False] * 5)
+    s = OpenSetScores(3, best, known, correct)
+    assert s.best_at(0.0).threshold == pytest.approx(0.8) and s.best_at(0.0).right == 2
+    r = s.best_at(0.2)  # two false accepts allowed of 10 attempts: down to .5 (wrong .7, stranger .65)
+    assert (r.threshold, r.right, r.false_accepts) == (pytest.approx(0.5), 4, 2)
+    assert s.best_at(0.1).threshold == pytest.approx(0.7) and s.best_at(0.1).false_accepts == 1
+    assert s.best_at(1.0).right == 4 and np.isclose(s.best_at(1.0).threshold, 0.0)

@@ -130,3 +130,29 @@ def test_index_matches_brute_force(people, per_person, queries):
     for m, row in zip(index.search(q, 0.6), want):
         assert m.best == names[int(row.argmax())]
         assert m.accepted == (row.max() >= 0.6) and (m.identity is not None) == m.accepted
+        # the kiosk's candidates: the best people (best template each), best first
+        k = min(5, people)
+        assert [n for n, _ in m.candidates] == [names[j] for j in np.argsort(-row, kind="stable")[:k]]
+        np.testing.assert_allclose([v for _, v in m.candidates], np.sort(row)[::-1][:k], atol=1e-6)
+
+
+def test_threshold_follows_the_gallery_size(tmp_path):
+    """With the gallery-size rule the matcher's threshold rises as templates are added, and its
+    operating point says what false-accept rate the threshold gives."""
+    from vision_app.gallery.far import FarCurve
+    from vision_app.gallery.threshold import ThresholdRule
+
+    rule = ThresholdRule(0.25, "gallery_size", 0.01, FarCurve((1e-2, 1e-3, 1e-4), (0.2, 0.3, 0.4)), "m")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((100, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    with Gallery(tmp_path / "g.db") as g:
+        m = Matcher(g, MODEL, 0.25, rule)
+        g.enroll("a", x[:1], *MODEL)
+        m.identify(x[0])
+        assert m.threshold == 0.25 and m.operating_point.templates == 1
+        g.enroll("b", x[1:10], *MODEL)
+        assert m.identify(x[0])[0].threshold == pytest.approx(0.3)
+        g.enroll("c", x[10:100], *MODEL)
+        assert m.identify(x[0])[0].threshold == pytest.approx(0.4)
+        assert m.operating_point.estimated_far == pytest.approx(0.01) and m.operating_point.people == 3
