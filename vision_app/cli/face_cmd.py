@@ -72,7 +72,7 @@ def expand_images(args: list[str]) -> tuple[list[Path], bool]:
     return out, len(args) == 1 and not Path(args[0]).is_dir()
 
 
-class Identifier:
+class BatchIdentifier:
     """Detector, recognizer, gates and the gallery's matcher, loaded once for many images."""
 
     def __init__(self, ctx: StageContext, db: str | None = None) -> None:
@@ -157,7 +157,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         overrides["face.threshold_rule"] = "fixed"
     paths = expand_images(args.images)
     ctx = StageContext(app_config(args, **overrides), model_store(args))
-    ident = Identifier(ctx, args.db)
+    ident = BatchIdentifier(ctx, args.db)
     try:
         return _run_batch(paths, ident.faces, args.json, _identify_table)
     finally:

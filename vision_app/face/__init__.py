@@ -2,9 +2,9 @@
 
 Exports (import the submodules you need; nothing is imported here):
   detector     FaceDetector: YuNet decoding of the raw outputs, NMS
-  align        align_face, landmarks_usable: 5-point similarity to the ArcFace 112x112 template
+  align        align_face, warp_to_template, canonical_crop: 5-point similarity to a recognizer's template
   quality      QualityGates, check_enrollment: size, blur and pose gates
-  embedder     FaceEmbedder: aligned crops → L2-normalised 128-d embeddings
+  embedder     FaceEmbedder, EmbedSpec: a manifest recognizer's crop, normalisation and embeddings
   passive      PassiveLiveness: MiniFASNet single-image anti-spoofing
   mesh         FaceMesh, eye aspect ratio; blink: BlinkDetector; temporal: TemporalCheck
   liveness     TrackLiveness, LivenessParams: blink / temporal / head-turn evidence per tracked face

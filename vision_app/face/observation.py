@@ -78,16 +78,14 @@ class FaceObservation:
         return float(min(self.xyxy[2] - self.xyxy[0], self.xyxy[3] - self.xyxy[1]))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (no embedding; nan becomes None)."""
+        """JSON-friendly form (no embedding, no candidates; nan becomes None)."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "embedding":
+            if f.name in ("embedding", "candidates"):  # candidates name enrolled people even for a stranger
                 continue
             v = getattr(self, f.name)
             if isinstance(v, float) and math.isnan(v):
                 v = None
-            if f.name == "candidates":
-                v = [[name, round(sim, 4)] for name, sim in v]
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 

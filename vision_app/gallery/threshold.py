@@ -11,7 +11,6 @@ face.match_threshold. Either way the log and the kiosk's admin panel say what ra
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +107,3 @@ def gallery_operating_point(config: Any, store: Any, gallery_path: str | Path) -
         people = gallery.people()
     return ThresholdRule.from_config(face, entry).at(sum(p.templates for p in people), len(people))
 
-
-def far_text(value: float | None) -> str:
-    return "unknown" if value is None or math.isnan(value) else f"{100 * value:.3g} %"
