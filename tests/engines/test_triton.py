@@ -68,7 +68,7 @@ def test_face_stage_works_through_triton(store, media_dir: Path, url: str, tmp_p
     assert [a.embedding is None for a, _ in pairs] == [b.embedding is None for _, b in pairs]
     for a, b in pairs:
         assert a.ear == pytest.approx(b.ear, abs=1e-3, nan_ok=True)  # eye aspect ratio from the face mesh
-        if b.embedding is not None:  # MobileFaceNet
+        if b.embedding is not None:  # the recognizer (edgeface-xs)
             assert float(np.dot(a.embedding, b.embedding)) > 0.9999
     if faces == 1:
         assert pairs[0][1].embedding is not None  # the portrait passes the quality gates

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 # the models the served tests use: detect, the whole face stage, segment, style
-TRITON_MODELS = ["yolo-fastest-1.1-xl", "yunet", "mobilefacenet", "minifasnet-v2", "minifasnet-v1se",
+TRITON_MODELS = ["yolo-fastest-1.1-xl", "yunet", "edgeface-xs", "minifasnet-v2", "minifasnet-v1se",
                  "face-mesh", "selfie", "johnson_wave"]
 IMPOSTOR = "impostor"  # yolox-nano served under another name: metadata that does not match
 
