@@ -210,6 +210,13 @@ def _type_ok(value: Any, tp: Any) -> bool:
     return isinstance(value, tp)
 
 
+# Keys that older releases accepted, with what replaced them, so an old config file gets told what to do.
+REMOVED_KEYS: dict[str, str] = {
+    "access.min_live_ratio": "the kiosk now averages the passive anti-spoof score over all good frames of the "
+                             "tracked face and compares it with face.passive_threshold",
+}
+
+
 def _table_list_item(tp: Any) -> Any:
     """The dataclass X when tp is list[X], else None."""
     args = typing.get_args(tp)
@@ -223,6 +230,8 @@ def _apply(obj: Any, table: Mapping[str, Any], where: str) -> None:
     names = {f.name for f in dataclasses.fields(obj)}
     for key, value in table.items():
         path = f"{where}.{key}" if where else key
+        if path in REMOVED_KEYS:
+            raise ConfigError(f"config key '{path}' was removed: {REMOVED_KEYS[path]}; delete it from the file")
         if key not in names:
             raise ConfigError(f"unknown config key '{path}'; known keys here: {', '.join(sorted(names))}")
         current = getattr(obj, key)

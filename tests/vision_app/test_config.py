@@ -28,6 +28,7 @@ def test_file_then_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text, match", [
     ("[detect]\nconfidnce = 0.4\n", "unknown config key 'detect.confidnce'"),
     ("[nosuch]\nx = 1\n", "unknown config key 'nosuch'"),
+    ("[access]\nmin_live_ratio = 0.5\n", "'access.min_live_ratio' was removed: .*passive_threshold"),
     ("[detect]\nconfidence = 'high'\n", "config key 'detect.confidence' has a bad value 'high'"),
     ("[detect]\nconfidence = 1.5\n", "config key 'detect.confidence' has a bad value 1.5"),
     ("[engine]\nbackend = 'cuda'\n", "config key 'engine.backend' has a bad value 'cuda'"),
