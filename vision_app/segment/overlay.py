@@ -209,9 +209,9 @@ class OverlayRenderer:
                 weight = self.alpha(mask) * np.float32(self.opacity)
                 colour = self._solid(h, w)
             else:
-                # 255 where a class, 0 for background (OpenCV takes a scalar src2; its stubs want an array)
-                nonzero = cv2.compare(mask.labels, 0, cv2.CMP_GT)  # type: ignore[call-overload]
-                weight = cv2.multiply(nonzero, self.opacity / 255.0, dtype=cv2.CV_32F)  # type: ignore[call-overload]
+                # opacity where a class, 0 for background (numpy, not cv2.compare/multiply with a scalar:
+                # whether cv2's stubs accept a scalar there changes between opencv-python releases)
+                weight = (mask.labels > 0).astype(np.float32) * np.float32(self.opacity)
                 colour = cv2.LUT(  # type: ignore[assignment]
                     cv2.cvtColor(mask.labels, cv2.COLOR_GRAY2BGR), self.lut.reshape(256, 1, 3))
             out = blend(colour, img, weight)
