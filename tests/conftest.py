@@ -12,6 +12,10 @@ MODELS = Path(os.environ.get("VISION_APP_MODELS", SHARED / "models"))
 MEDIA = SHARED / "media"
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The app itself needs no model folder (the default models are bundled); the tests also use the other
+# models of ../shared/models, in this process and in the CLI subprocesses they start.
+if MODELS.is_dir():
+    os.environ.setdefault("VISION_APP_MODELS", str(MODELS))
 
 
 @pytest.fixture(scope="session")

@@ -1,26 +1,33 @@
 """Model manifest and model-folder lookup.
 
-The manifest (manifest.toml beside this file, plus an optional `manifest.toml` in the model folder for
+The manifest (manifest.toml beside this file, plus an optional `manifest.toml` in each model folder for
 the user's own models) says for each model: file, sha256, task, input, preprocessing, decoding, license.
-The folder comes from --models, else VISION_APP_MODELS, else the per-user data folder.
+Model files are looked up in several folders, first match wins: --models, VISION_APP_MODELS, the
+per-user data folder, and the permissively licensed default models bundled with the package
+(vision_app/bundled/models). Checksums are verified on first use and remembered (model_checksums).
 """
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
 import os
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from vision_app.errors import ModelError
+from vision_app.model_checksums import CACHE_NAME, ChecksumCache
+from vision_app.model_checksums import sha256_file as sha256_file  # callers hash ONNX files through here
 
 log = logging.getLogger(__name__)
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.toml")
 ENV_VAR = "VISION_APP_MODELS"
+BUNDLED_DIR = Path(__file__).parent / "bundled" / "models"
+BUNDLED, USER_FOLDER = "bundled", "user folder"
 
 COCO80 = (
     "person", "bicycle", "car", "motorbike", "aeroplane", "bus", "train", "truck", "boat",
@@ -51,6 +58,7 @@ class ModelEntry:
     license: str
     sha256: str | None = None
     noncommercial: bool = False
+    bundled: bool = False  # shipped inside the package (vision_app/bundled/models)
     version: str = "1"
     classes: tuple[str, ...] = ()
     input: Mapping[str, Any] = field(default_factory=dict)
@@ -78,14 +86,15 @@ class ModelEntry:
                 raise ModelError(f"{origin}: model '{name}': unknown class set '{classes}', "
                                  f"expected one of {sorted(_CLASS_SETS)} or a list of names")
             classes = _CLASS_SETS[classes]
-        known = {"file", "task", "license", "sha256", "noncommercial", "version", "classes", "input",
-                 "preprocess", "decode", "calibration"}
+        known = {"file", "task", "license", "sha256", "noncommercial", "bundled", "version", "classes",
+                 "input", "preprocess", "decode", "calibration"}
         unknown = sorted(set(t) - known)
         if unknown:
             raise ModelError(f"{origin}: model '{name}': unknown key(s) {unknown}; known keys are {sorted(known)}")
         return cls(name=name, file=str(t["file"]), task=str(t["task"]), license=str(t["license"]),
                    sha256=t.get("sha256"), noncommercial=bool(t.get("noncommercial", False)),
-                   version=str(t.get("version", "1")), classes=tuple(classes),
+                   bundled=bool(t.get("bundled", False)), version=str(t.get("version", "1")),
+                   classes=tuple(classes),
                    input=dict(t.get("input", {})), preprocess=dict(t.get("preprocess", {})),
                    decode=dict(t.get("decode", {})), calibration=dict(t.get("calibration", {})))
 
@@ -104,6 +113,72 @@ def _read_manifest(path: Path) -> dict[str, ModelEntry]:
     return {n: ModelEntry.from_table(n, t, str(path)) for n, t in models.items()}
 
 
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_value(v: Any) -> str:
+    """A TOML value for the types manifests hold (strings, numbers, booleans, arrays, inline tables)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # JSON string escapes are valid TOML basic strings
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise ModelError(f"manifest value {v!r} of type {type(v).__name__} cannot be written to a manifest")
+
+
+def _toml_key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else json.dumps(k, ensure_ascii=False)
+
+
+def manifest_entry_text(name: str, table: Mapping[str, Any]) -> str:
+    """The ``[models."NAME"]`` table as TOML text, checked by parsing it back and validating the entry."""
+    text = f"[models.{json.dumps(name, ensure_ascii=False)}]\n" + "".join(
+        f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in table.items())
+    try:
+        back = tomllib.loads(text)["models"][name]
+    except (tomllib.TOMLDecodeError, KeyError) as exc:
+        raise ModelError(f"internal error: the manifest entry for '{name}' does not parse ({exc}):\n{text}") from exc
+    if back != dict(table):
+        raise ModelError(f"internal error: the manifest entry for '{name}' does not round-trip:\n{text}")
+    ModelEntry.from_table(name, back, "manifest entry")
+    return text
+
+
+def manifest_tables(path: Path) -> dict[str, Any]:
+    """The raw [models.NAME] tables of a user's manifest.toml ({} when there is none)."""
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        models = tomllib.loads(text).get("models", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}; fix or move it first") from exc
+    if not isinstance(models, dict):
+        raise ModelError(f"{path}: expected a [models.NAME] table per model")
+    return models
+
+
+def append_manifest_entry(manifest: Path, name: str, entry: str, replace_same: bool = False) -> None:
+    """Append ``entry`` (TOML text of one model) to a user's manifest, refusing to shadow an entry it
+    already has; with replace_same, an identical entry already there is left as it is."""
+    existing = manifest_tables(manifest)
+    if name in existing:
+        if replace_same and existing[name] == tomllib.loads(entry)["models"][name]:
+            return
+        raise ModelError(f"{manifest} already has a model named '{name}'; choose another name, or remove "
+                         f"that entry first")
+    old = manifest.read_text(encoding="utf-8") if manifest.is_file() else ""
+    sep = "" if not old or old.endswith("\n\n") else ("\n" if old.endswith("\n") else "\n\n")
+    try:
+        with manifest.open("a", encoding="utf-8") as fh:
+            fh.write(sep + entry)
+    except OSError as exc:
+        raise ModelError(f"cannot append to {manifest}: {exc}") from exc
+
+
 def user_data_dir() -> Path:
     """Per-user data folder (XDG on Linux, AppData on Windows, Application Support on macOS)."""
     if sys.platform.startswith("win"):
@@ -115,52 +190,98 @@ def user_data_dir() -> Path:
     return base / "vision-app"
 
 
-HOW_TO_POINT = (f"point to the model folder with --models DIR or the {ENV_VAR} environment variable "
-                f"(e.g. export {ENV_VAR}=../shared/models), or copy the models to {{default}}")
+def user_model_dir() -> Path:
+    return user_data_dir() / "models"
 
 
-def find_model_dir(cli_value: str | os.PathLike[str] | None = None) -> Path:
-    """The model folder: --models, else $VISION_APP_MODELS, else <user data>/models.
+def how_to_add(name: str = "") -> str:
+    what = f"model '{name}'" if name else "models"
+    return (f"add {what} with `python main.py models fetch PACK` (a model pack folder or URL), or point to "
+            f"a folder that has {'it' if name else 'them'} with --models DIR or the {ENV_VAR} environment "
+            f"variable (e.g. {ENV_VAR}=../shared/models), or copy {'it' if name else 'them'} to "
+            f"{user_model_dir()}")
 
-    Raises ModelError saying exactly how to point to one when none of them exists.
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A folder model files are looked up in, and where it was named (for `models list`)."""
+
+    path: Path
+    origin: str  # "--models" | ENV_VAR | "user folder" | "bundled" | "folder" (a store made in code)
+
+
+def model_folders(cli_value: str | os.PathLike[str] | None = None, must_exist: bool = True) -> list[ModelFolder]:
+    """The folders searched for model files, first match wins: --models, $VISION_APP_MODELS, the
+    per-user folder (if it exists), the models bundled with the package.
+
+    Raises ModelError when --models or $VISION_APP_MODELS names a folder that does not exist (unless
+    must_exist is False: `models fetch` creates it).
     """
-    default = user_data_dir() / "models"
+    folders: list[ModelFolder] = []
     for origin, value in (("--models", cli_value), (ENV_VAR, os.environ.get(ENV_VAR))):
         if value:
             p = Path(value).expanduser()
-            if not p.is_dir():
-                raise ModelError(f"model folder {p} (from {origin}) does not exist; "
-                                 + HOW_TO_POINT.format(default=default))
-            return p.resolve()
-    if default.is_dir():
-        return default
-    raise ModelError("no model folder found; " + HOW_TO_POINT.format(default=default))
+            if must_exist and not p.is_dir():
+                raise ModelError(f"model folder {p} (from {origin}) does not exist; pass an existing folder, "
+                                 f"or leave {origin} out to use the bundled models and {user_model_dir()}")
+            folders.append(ModelFolder(p.resolve(), origin))
+    if user_model_dir().is_dir():
+        folders.append(ModelFolder(user_model_dir(), USER_FOLDER))
+    folders.append(ModelFolder(BUNDLED_DIR, BUNDLED))
+    seen: set[Path] = set()
+    unique = []
+    for f in folders:  # the same folder named twice counts once, under its first name
+        key = f.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def fetch_target_dir(cli_value: str | os.PathLike[str] | None = None) -> Path:
+    """Where `models fetch` puts models: --models, else $VISION_APP_MODELS, else the per-user folder."""
+    for value in (cli_value, os.environ.get(ENV_VAR)):
+        if value:
+            return Path(value).expanduser().resolve()
+    return user_model_dir()
+
+
+def checksum_cache() -> ChecksumCache:
+    return ChecksumCache(user_data_dir() / CACHE_NAME)
 
 
 class ModelStore:
-    """The manifest resolved against one model folder."""
+    """The manifest resolved against model folders (highest precedence first).
 
-    def __init__(self, root: Path, entries: Mapping[str, ModelEntry] | None = None) -> None:
-        self.root = Path(root)
+    `ModelStore(path)` looks in that one folder only (tests, tools); `ModelStore.open(--models)` looks in
+    --models, $VISION_APP_MODELS, the per-user folder and the bundled models, in that order.
+    """
+
+    def __init__(self, folders: str | os.PathLike[str] | Sequence[ModelFolder],
+                 entries: Mapping[str, ModelEntry] | None = None, checksums: ChecksumCache | None = None) -> None:
+        if isinstance(folders, (str, os.PathLike)):
+            folders = [ModelFolder(Path(folders), "folder")]
+        if not folders:
+            raise ValueError("ModelStore: expected at least one model folder, got none")
+        self.folders: list[ModelFolder] = list(folders)
+        self.root = self.folders[0].path  # the highest-precedence folder
         if entries is None:
             entries = dict(_read_manifest(MANIFEST_PATH))
-            extra = self.root / "manifest.toml"
-            if extra.is_file():
-                entries.update(_read_manifest(extra))  # the user's own models (e.g. imported darknet)
+            for folder in reversed(self.folders):  # the user's own models; a higher folder's entry wins
+                extra = folder.path / "manifest.toml"
+                if extra.is_file():
+                    entries.update(_read_manifest(extra))
         self.entries: dict[str, ModelEntry] = dict(entries)
-        self._verified: dict[str, tuple[float, int, str]] = {}
+        self.checksums = checksums if checksums is not None else checksum_cache()
 
     @classmethod
     def open(cls, cli_value: str | os.PathLike[str] | None = None) -> "ModelStore":
-        return cls(find_model_dir(cli_value))
+        return cls(model_folders(cli_value))
+
+    @property
+    def root_is_bundled(self) -> bool:
+        """True when no folder of the user's own is in use (only the package's bundled models)."""
+        return self.folders[0].origin == BUNDLED
 
     def entry(self, name: str) -> ModelEntry:
         if name not in self.entries:
@@ -171,34 +292,46 @@ class ModelStore:
     def names(self, task: str | None = None) -> list[str]:
         return sorted(n for n, e in self.entries.items() if task is None or e.task == task)
 
+    def locate(self, name: str) -> tuple[Path, ModelFolder] | None:
+        """The model's file in the first folder that has it, with that folder; None when none has it."""
+        e = self.entry(name)
+        for folder in self.folders:
+            p = folder.path / e.file
+            if p.is_file():
+                return p, folder
+        return None
+
+    def origin(self, name: str) -> str | None:
+        """Where the model's file comes from ("--models", ENV_VAR, "user folder", "bundled", ...)."""
+        found = self.locate(name)
+        return found[1].origin if found else None
+
     def path(self, name: str, verify: bool = True) -> Path:
         """Path of a model's file; raises ModelError if missing or (verify=True) its checksum is wrong."""
         e = self.entry(name)
-        p = self.root / e.file
-        if not p.is_file():
-            raise ModelError(f"model '{name}' is missing: expected {p}. " + HOW_TO_POINT.format(
-                default=user_data_dir() / "models"))
+        found = self.locate(name)
+        if found is None:
+            where = ", ".join(f"{f.path} ({f.origin})" for f in self.folders)
+            raise ModelError(f"model '{name}' is missing: expected {e.file} in one of {where}; " + how_to_add(name))
+        p = found[0]
         if verify and e.sha256:
             status = self.status(name)
             if status != "present":
-                raise ModelError(f"model '{name}' at {p}: {status} (expected sha256 {e.sha256}); "
-                                 f"replace the file with the original from the model pack")
+                raise ModelError(f"model '{name}' at {p}: {status} (expected sha256 {e.sha256}); replace the "
+                                 f"file with the original from the model pack (python main.py models fetch PACK)")
         return p
 
     def status(self, name: str) -> str:
-        """'present', 'missing' or 'checksum mismatch' (hashes are cached per file mtime and size)."""
+        """'present', 'missing' or 'checksum mismatch' (digests cached by path, size and mtime)."""
         e = self.entry(name)
-        p = self.root / e.file
-        try:
-            st = p.stat()
-        except OSError:
+        found = self.locate(name)
+        if found is None:
             return "missing"
-        cached = self._verified.get(name)
-        if cached and cached[:2] == (st.st_mtime, st.st_size):
-            digest = cached[2]
-        else:
-            digest = sha256_file(p)
-            self._verified[name] = (st.st_mtime, st.st_size, digest)
+        try:
+            digest = self.checksums.digest(found[0])
+        except OSError as exc:
+            log.warning("cannot read model file %s: %s", found[0], exc)
+            return "missing"
         if e.sha256 and digest != e.sha256:
             return "checksum mismatch"
         return "present"

@@ -9,7 +9,7 @@ import pytest
 
 from engines import create_engine
 from vision_app.errors import ModelError
-from vision_app.models import ENV_VAR, ModelStore, find_model_dir
+from vision_app.models import BUNDLED_DIR, ENV_VAR, ModelStore, model_folders
 
 
 def test_every_manifest_model_is_present_and_verified(store: ModelStore) -> None:
@@ -42,26 +42,37 @@ def test_checksum_mismatch_and_missing(tmp_path: Path, models_dir: Path) -> None
     assert s.status("yolox-nano") == "missing"
     with pytest.raises(ModelError, match="checksum mismatch"):
         s.path("yolo-fastest-1.1-xl")
-    with pytest.raises(ModelError, match=r"missing: expected .*yolox_nano.onnx"):
+    with pytest.raises(ModelError, match=r"missing: expected detection/yolox_nano.onnx"):
         s.path("yolox-nano")
     with pytest.raises(ModelError, match="unknown model 'nope'"):
         s.entry("nope")
 
 
-def test_model_dir_lookup_order_and_message(tmp_path: Path, monkeypatch) -> None:
+def test_model_folder_lookup_order_and_message(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
-    assert find_model_dir() == tmp_path.resolve()
-    other = tmp_path / "cli"
-    other.mkdir()
-    assert find_model_dir(other) == other.resolve()  # --models wins over the environment
-    monkeypatch.delenv(ENV_VAR)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    with pytest.raises(ModelError, match=r"no model folder found; point to the model folder with --models "
-                                         r"DIR or the VISION_APP_MODELS environment variable"):
-        find_model_dir()
+    assert [(f.path, f.origin) for f in model_folders()] == [(tmp_path.resolve(), ENV_VAR), (BUNDLED_DIR, "bundled")]
+    other = tmp_path / "cli"
+    other.mkdir()
     (tmp_path / "xdg/vision-app/models").mkdir(parents=True)
-    assert find_model_dir() == tmp_path / "xdg/vision-app/models"
+    # --models first, then the environment, then the per-user folder, then the bundled models
+    assert [f.origin for f in model_folders(other)] == ["--models", ENV_VAR, "user folder", "bundled"]
+    assert model_folders(other)[0].path == other.resolve()
+    monkeypatch.delenv(ENV_VAR)
+    assert [f.origin for f in model_folders()] == ["user folder", "bundled"]
+    with pytest.raises(ModelError, match=r"model folder .*nope \(from --models\) does not exist"):
+        model_folders(tmp_path / "nope")
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "gone"))
+    with pytest.raises(ModelError, match=r"gone \(from VISION_APP_MODELS\) does not exist"):
+        model_folders()
+
+
+def test_missing_model_says_how_to_add_it(tmp_path: Path) -> None:
+    s = ModelStore(tmp_path)
+    with pytest.raises(ModelError, match=r"model 'yolox-nano' is missing: expected detection/yolox_nano.onnx in "
+                                         r"one of .* add model 'yolox-nano' with `python main.py models fetch"):
+        s.path("yolox-nano")
 
 
 def test_user_manifest_in_the_model_folder_adds_models(tmp_path: Path) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 
 from vision_app.detect.darknet_manifest import DEFAULT_LICENSE, manifest_entry, read_names
 from vision_app.errors import ModelError
-from vision_app.models import ModelStore
+from vision_app.models import ModelStore, append_manifest_entry
 
 
 def register(msub: argparse._SubParsersAction) -> None:
@@ -34,11 +33,17 @@ def register(msub: argparse._SubParsersAction) -> None:
 def _model_store(args: argparse.Namespace) -> ModelStore | None:
     """The model folder's store; required with --append-manifest, optional otherwise."""
     try:
-        return ModelStore.open(args.models)
+        store = ModelStore.open(args.models)
     except ModelError:
         if args.append_manifest:
             raise
         return None  # printing the entry needs no model folder
+    if store.root_is_bundled:  # the package's own folder is not the user's to write into
+        if args.append_manifest:
+            raise ModelError("--append-manifest needs a model folder of your own: pass --models DIR or set "
+                             "VISION_APP_MODELS (the bundled models' folder belongs to the installed package)")
+        return None
+    return store
 
 
 def cmd_import_darknet(args: argparse.Namespace) -> int:
@@ -68,26 +73,9 @@ def cmd_import_darknet(args: argparse.Namespace) -> int:
     print(f"# wrote {output}")
     print(entry, end="")
     if args.append_manifest and store is not None:
-        _append(store.root / "manifest.toml", name, entry)
+        append_manifest_entry(store.root / "manifest.toml", name, entry)
         print(f"# appended to {store.root / 'manifest.toml'}", file=sys.stderr)
     elif not inside:
         print("# the ONNX is outside the model folder: copy it there and make 'file' relative to it",
               file=sys.stderr)
     return 0
-
-
-def _append(manifest: Path, name: str, entry: str) -> None:
-    """Append ``entry`` to the user's manifest, refusing to shadow an entry it already has."""
-    try:
-        old = manifest.read_text(encoding="utf-8") if manifest.is_file() else ""
-        existing = tomllib.loads(old).get("models", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ModelError(f"cannot read {manifest} to append to it: {exc}; fix or move it first") from exc
-    if name in existing:
-        raise ModelError(f"{manifest} already has a model named '{name}'; choose another --name")
-    sep = "" if not old or old.endswith("\n\n") else ("\n" if old.endswith("\n") else "\n\n")
-    try:
-        with manifest.open("a", encoding="utf-8") as fh:
-            fh.write(sep + entry)
-    except OSError as exc:
-        raise ModelError(f"cannot append to {manifest}: {exc}") from exc
