@@ -189,11 +189,6 @@ def run_kiosk(args: argparse.Namespace) -> int:
     # the person at the door sees the banner's guidance only: no names or scores over the video
     # (the operator reads them in the admin panel's access log)
     ctx = AppContext.from_args(args, **{"face.overlay_details": False})
-    if args.set_pin:
-        try:
-            return set_pin(ctx)
-        finally:
-            close_monitoring(ctx)
     win = KioskWindow(ctx, args.source or "camera:0", lambda: build_controller(ctx), windowed=args.windowed)
     win.start()
     finish = quit_later(app, win, args)
@@ -211,21 +206,3 @@ def close_monitoring(ctx: AppContext) -> None:
     if ctx.monitoring is not None:
         ctx.monitoring.close()
 
-
-def set_pin(ctx: AppContext) -> int:
-    """`kiosk --set-pin`: read the new admin PIN (twice on a terminal, once from a pipe)."""
-    import getpass
-
-    from ui.pin import PinStore
-
-    store = PinStore(ctx.admin_file(), ctx.config.ui.pin_max_attempts, ctx.config.ui.pin_lockout_s)
-    if sys.stdin.isatty():
-        pin = getpass.getpass("new admin PIN (4-12 digits): ")
-        if getpass.getpass("again: ") != pin:
-            print("the two PINs differ; nothing changed", file=sys.stderr)
-            return 1
-    else:
-        pin = sys.stdin.readline().strip()
-    store.set_pin(pin)
-    print(f"admin PIN set in {store.path}")
-    return 0

@@ -15,6 +15,8 @@ from vision_app.errors import VisionAppError
 from vision_app.models import ModelStore, user_data_dir
 from vision_app.monitoring.hub import Monitoring
 
+from ui.pin import admin_file
+
 log = logging.getLogger(__name__)
 
 
@@ -53,8 +55,7 @@ class AppContext:
 
     def admin_file(self) -> Path:
         """The kiosk admin PIN file: ui.admin_file, else <user data>/kiosk_admin.json."""
-        f = self.config.ui.admin_file
-        return Path(f).expanduser() if f else user_data_dir() / "kiosk_admin.json"
+        return admin_file(self.config)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **overrides: Any) -> "AppContext":

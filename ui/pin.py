@@ -14,12 +14,16 @@ import logging
 import math
 import os
 import secrets
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from vision_app.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vision_app.config import AppConfig
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +149,29 @@ class PinStore:
             return PinCheck(False, self.lockout_s, 0)
         self._save(rec)
         return PinCheck(False, 0.0, self.max_attempts - rec.failures)
+
+
+def admin_file(config: "AppConfig") -> Path:
+    """The kiosk admin PIN file: ui.admin_file, else <user data>/kiosk_admin.json."""
+    from vision_app.models import user_data_dir
+
+    f = config.ui.admin_file
+    return Path(f).expanduser() if f else user_data_dir() / "kiosk_admin.json"
+
+
+def set_pin_interactive(config: "AppConfig") -> int:
+    """`kiosk --set-pin`: read the new admin PIN (twice on a terminal, once from a pipe). No Qt: an admin
+    sets it up over SSH on a kiosk that has no display yet."""
+    import getpass
+
+    store = PinStore(admin_file(config), config.ui.pin_max_attempts, config.ui.pin_lockout_s)
+    if sys.stdin.isatty():
+        pin = getpass.getpass("new admin PIN (4-12 digits): ")
+        if getpass.getpass("again: ") != pin:
+            print("the two PINs differ; nothing changed", file=sys.stderr)
+            return 1
+    else:
+        pin = sys.stdin.readline().strip()
+    store.set_pin(pin)
+    print(f"admin PIN set in {store.path}")
+    return 0

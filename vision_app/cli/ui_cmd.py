@@ -1,14 +1,16 @@
 """`python main.py gui | kiosk | monitor`: the desktop app's windows.
 
 PySide6 is imported only inside the command functions (via ui.app), so importing vision_app, building
-the parser or running headless commands never loads Qt.
+the parser or running headless commands never loads Qt; a window command first checks that there is a
+display (vision_app/cli/display.py) and `kiosk --set-pin` needs none.
 """
 from __future__ import annotations
 
 import argparse
 from types import ModuleType
 
-from vision_app.cli.common import add_monitoring_options
+from vision_app.cli.common import add_monitoring_options, app_config
+from vision_app.cli.display import require_display
 from vision_app.errors import VisionAppError
 
 
@@ -62,7 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_monitor)
 
 
-def _ui_app() -> ModuleType:
+def _ui_app(command: str) -> ModuleType:
+    """ui.app, after checking there is a display: without one, Qt would abort the process."""
+    require_display(command)
     try:
         import ui.app
     except ImportError as exc:
@@ -73,12 +77,16 @@ def _ui_app() -> ModuleType:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    return int(_ui_app().run_gui(args))
+    return int(_ui_app("gui").run_gui(args))
 
 
 def cmd_kiosk(args: argparse.Namespace) -> int:
-    return int(_ui_app().run_kiosk(args))
+    if args.set_pin:  # an admin over SSH: no window, no Qt
+        from ui.pin import set_pin_interactive
+
+        return set_pin_interactive(app_config(args))
+    return int(_ui_app("kiosk").run_kiosk(args))
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    return int(_ui_app().run_monitor(args))
+    return int(_ui_app("monitor").run_monitor(args))
