@@ -5,10 +5,11 @@
 
 For each Python (default: 3.11 and 3.12, found on PATH or under ~/.pyenv/versions) it makes a fresh
 virtual environment, installs the project with every optional extra the tests may use (all of
-pyproject's extras except those in SKIP_EXTRAS: tensorrt needs an NVIDIA GPU and driver), newest
-versions within pyproject's ranges, and records what pip installed. Versions that agree across the
-Pythons are pinned plainly; the others get a `python_version` marker (e.g. PySide6, whose 6.12 is
-excluded under Python 3.11). With --test the suite runs in each environment before the lock is written
+pyproject's extras except those in SKIP_EXTRAS: tensorrt needs an NVIDIA GPU and driver) and records
+what pip installed: the newest versions within pyproject's ranges for the oldest Python, and the same
+versions for the others wherever they install (a newer Python may admit newer releases, e.g. PySide6
+6.12, excluded under 3.11, or a numpy whose stubs differ: one set for all keeps CI's view the same).
+Versions that still differ get a `python_version` marker. With --test the suite runs in each environment before the lock is written
 (nothing is written if it fails). The pyproject ranges stay as they are: they are for people installing
 the package into their own environment; the lock is for the README's install line and CI.
 """
@@ -58,14 +59,33 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, **kw)
 
 
-def resolve(python: str, work: Path) -> tuple[str, dict[str, str]]:
-    """(X.Y, {canonical name: version}) installed for the project under `python` (venv: work/pyX.Y)."""
-    ver = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], check=True,
-                         capture_output=True, text=True).stdout.strip()
+def version_of(python: str) -> str:
+    return subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def resolve(python: str, work: Path, prefer: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """(X.Y, {canonical name: version}) installed for the project under `python` (venv: work/pyX.Y).
+
+    `prefer`: another Python's pins, tried first as constraints, so that all Pythons run the same versions
+    (same type stubs, same behaviour) wherever those install; only if they do not is this one resolved
+    on its own."""
+    ver = version_of(python)
     venv = work / f"py{ver}"
     run([python, "-m", "venv", str(venv)])
     py = str(venv / "bin" / "python")
-    run([py, "-m", "pip", "install", "-q", f"{REPO}[{','.join(extras())}]"])
+    target = f"{REPO}[{','.join(extras())}]"
+    installed = False
+    if prefer:
+        same = work / f"prefer-{ver}.txt"
+        same.write_text("".join(f"{n}=={v}\n" for n, v in sorted(prefer.items())), encoding="utf-8")
+        try:
+            run([py, "-m", "pip", "install", "-q", "-c", str(same), target])
+            installed = True
+        except subprocess.CalledProcessError:
+            print(f"Python {ver}: the other Python's versions do not all install here; resolving on its own")
+    if not installed:
+        run([py, "-m", "pip", "install", "-q", target])
     listed = json.loads(run([py, "-m", "pip", "list", "--format=json"], capture_output=True, text=True).stdout)
     pins = {canonical(p["name"]): p["version"] for p in listed if canonical(p["name"]) not in NOT_LOCKED}
     return ver, pins
@@ -106,10 +126,12 @@ def main() -> int:
     ap.add_argument("--test", action="store_true", help="run the test suite in each new environment first")
     ap.add_argument("--output", type=Path, default=LOCK, help=f"lock file to write (default {LOCK.name})")
     args = ap.parse_args()
-    pythons = args.python or [find_python(v) for v in PYTHONS]
+    pythons = list(args.python or [find_python(v) for v in PYTHONS])
     with tempfile.TemporaryDirectory(prefix="vision-app-lock-") as tmp:
         work = Path(tmp)
-        found = dict(resolve(py, work) for py in pythons)
+        pythons.sort(key=lambda py: [int(x) for x in version_of(py).split(".")])
+        first = resolve(pythons[0], work)  # the oldest Python decides; the others follow where they can
+        found = dict([first] + [resolve(py, work, first[1]) for py in pythons[1:]])
         text = render(found)
         candidate = work / "constraints.txt"
         candidate.write_text(text, encoding="utf-8")
