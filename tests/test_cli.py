@@ -83,3 +83,10 @@ def test_bad_source_and_bad_config_are_clear_errors(tmp_path: Path) -> None:
     cfg.write_text("[capture]\nvideo_mod = 'paced'\n")
     p = run_cli("run", "--config", str(cfg), "--source", "test:", "--max-frames", "2")
     assert p.returncode == 2 and "capture.video_mod" in p.stderr
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
+    """`python main.py models list | head -1`: no BrokenPipeError traceback, exit 0."""
+    p = subprocess.run(["bash", "-c", f"set -o pipefail; '{sys.executable}' '{REPO / 'main.py'}' models list | head -1"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout.startswith("model folders") and "Traceback" not in p.stderr, p.stderr
