@@ -86,7 +86,7 @@ def test_bad_source_and_bad_config_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
-    """`python main.py models list | head -1`: no BrokenPipeError traceback, exit 0."""
-    p = subprocess.run(["bash", "-c", f"set -o pipefail; '{sys.executable}' '{REPO / 'main.py'}' models list | head -1"],
+    """`python main.py models list | true` (a reader gone before the first line): exit 0, no traceback."""
+    p = subprocess.run(["bash", "-c", f"set -o pipefail; '{sys.executable}' '{REPO / 'main.py'}' models list | true"],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert p.returncode == 0 and p.stdout.startswith("model folders") and "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == 0 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr

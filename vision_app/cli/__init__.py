@@ -78,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(getattr(args, "verbose", 0))
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at interpreter exit
+        return code
     except VisionAppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
