@@ -1,12 +1,18 @@
 """The detection loop most tutorials write, as a whole process: the baseline of `bench --tasks throughput`.
 
-    python -m vision_app.tutorial_loop VIDEO OUT.mp4 [--model yolo-fastest-1.1-xl] [--models DIR]
+    python -m vision_app.tutorial_loop VIDEO OUT.mp4 [--model yolo-fastest-1.1-xl] [--models DIR] [--plain]
 
 One thread: read a frame -> preprocess -> infer on one ONNX Runtime session with 2 intra-op threads ->
-decode + NMS -> draw the boxes on a copy -> write it to an mp4v video, until the video ends. It uses the
-app's own preprocessing, decoder, NMS and drawing (so the comparison measures how the app schedules the
-work, not whose decoder is faster), and no tracking. Prints one JSON line: frames, seconds of the loop
-and its fps.
+decode + NMS -> draw the boxes on a copy -> write it to an mp4v video, until the video ends. No tracking.
+Prints one JSON line: frames, detections (boxes drawn, all frames together), seconds of the loop and
+its fps.
+
+Two flavours:
+- default: the app's own preprocessing, decoder, NMS and drawing, so the comparison measures only how
+  the app schedules the work (this loop gets every per-frame saving the app's code has);
+- `--plain`: written as tutorials write it, with cv2 and numpy only (`cv2.dnn.blobFromImage`, every
+  anchor decoded with numpy, `cv2.dnn.NMSBoxesBatched`, `cv2.rectangle`/`cv2.putText`); for the
+  manifest's `yolo_anchor` detectors (anchors and strides read from the manifest entry).
 """
 from __future__ import annotations
 
@@ -14,7 +20,10 @@ import argparse
 import json
 import sys
 import time
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from vision_app.models import ModelEntry
 
 TUTORIAL_THREADS = 2
 
@@ -33,9 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("output")
     ap.add_argument("--model", default="yolo-fastest-1.1-xl")
     ap.add_argument("--models", default=None, help="model folder (default: VISION_APP_MODELS)")
+    ap.add_argument("--plain", action="store_true", help="cv2 + numpy only, as tutorials write it")
     args = ap.parse_args(argv)
     store = ModelStore.open(args.models)
     entry = store.entry(args.model)
+    if args.plain:
+        return plain_loop(str(store.path(args.model)), entry, args.video, args.output)
     engine = OnnxRuntimeEngine(store.path(args.model), threads=TUTORIAL_THREADS, name=args.model)
     detector = Detector(entry, engine, DetectParams())
     cap = cv2.VideoCapture(args.video)
@@ -44,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     writer: cv2.VideoWriter | None = None
-    n = 0
+    n = found = 0
     t0 = time.perf_counter()
     while True:
         ok, img = cap.read()
@@ -52,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             break
         frame = np.asarray(img, np.uint8)  # typed view, no copy
         dets = detector(frame)
+        found += len(dets)
         out = draw_detections(frame.copy(), dets)
         if writer is None:
             writer = cv2.VideoWriter(args.output, cv2.VideoWriter.fourcc(*"mp4v"), fps,
@@ -63,7 +76,85 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop_s = time.perf_counter() - t0
     cap.release()
     detector.close()
-    print(json.dumps({"frames": n, "loop_s": round(loop_s, 3), "fps": round(n / loop_s, 2) if loop_s else 0.0}))
+    print(json.dumps({"frames": n, "detections": found, "loop_s": round(loop_s, 3),
+                      "fps": round(n / loop_s, 2) if loop_s else 0.0}))
+    return 0
+
+
+def plain_loop(model_path: str, entry: ModelEntry, video: str, output: str) -> int:
+    """The loop in the tutorials' own style (see the module doc); returns the exit code."""
+    import cv2
+    import numpy as np
+    import onnxruntime as ort
+
+    decode = entry.decode
+    if decode.get("type") != "yolo_anchor":
+        print(f"error: --plain decodes yolo_anchor detectors only; {entry.name} is "
+              f"{decode.get('type')!r}: use the default flavour", file=sys.stderr)
+        return 2
+    in_w, in_h = entry.input["size"]
+    swap_rb = entry.preprocess.get("color", "rgb") == "rgb"
+    heads = {h["output"]: h for h in decode["heads"]}
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = TUTORIAL_THREADS
+    sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+    input_name = sess.get_inputs()[0].name
+    output_names = [o.name for o in sess.get_outputs()]
+    cap = cv2.VideoCapture(video)
+    if not cap.isOpened():
+        print(f"error: cannot open {video}", file=sys.stderr)
+        return 1
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    writer = None
+    n = found = 0
+    t0 = time.perf_counter()
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        h, w = frame.shape[:2]
+        blob = cv2.dnn.blobFromImage(frame, 1 / 255.0, (in_w, in_h), swapRB=swap_rb, crop=False)
+        outs = sess.run(output_names, {input_name: blob})
+        boxes, scores, classes = [], [], []
+        for name, out in zip(output_names, outs):
+            head = heads[name]
+            na = len(head["anchors"])
+            gh, gw = out.shape[2], out.shape[3]
+            o = out.reshape(na, -1, gh, gw).transpose(0, 2, 3, 1)
+            p = 1 / (1 + np.exp(-o))
+            cols, rows = np.meshgrid(np.arange(gw), np.arange(gh))
+            for a, (aw, ah) in enumerate(head["anchors"]):
+                conf = p[a, ..., 4:5] * p[a, ..., 5:]
+                cls = conf.argmax(-1)
+                sc = conf.max(-1)
+                m = sc > 0.25
+                cx = (p[a, ..., 0][m] + cols[m]) / gw * w
+                cy = (p[a, ..., 1][m] + rows[m]) / gh * h
+                bw = np.exp(o[a, ..., 2][m]) * aw / in_w * w
+                bh = np.exp(o[a, ..., 3][m]) * ah / in_h * h
+                for x, y, bw_, bh_, s_, c in zip(cx, cy, bw, bh, sc[m], cls[m]):
+                    boxes.append([int(x - bw_ / 2), int(y - bh_ / 2), int(bw_), int(bh_)])
+                    scores.append(float(s_))
+                    classes.append(int(c))
+        kept = cv2.dnn.NMSBoxesBatched(boxes, scores, classes, 0.25, 0.45) if boxes else []
+        keep = np.asarray(kept, dtype=int).flatten()
+        found += len(keep)
+        vis = frame.copy()
+        for i in keep:
+            x, y, bw_, bh_ = boxes[i]
+            cv2.rectangle(vis, (x, y), (x + bw_, y + bh_), (0, 255, 0), 2)
+            cv2.putText(vis, f"{classes[i]} {scores[i]:.2f}", (x, max(y - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.5, (0, 255, 0), 1)
+        if writer is None:
+            writer = cv2.VideoWriter(output, cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+        writer.write(vis)
+        n += 1
+    if writer is not None:
+        writer.release()
+    loop_s = time.perf_counter() - t0
+    cap.release()
+    print(json.dumps({"frames": n, "detections": found, "loop_s": round(loop_s, 3),
+                      "fps": round(n / loop_s, 2) if loop_s else 0.0}))
     return 0
 
 
