@@ -33,9 +33,8 @@ COMMAND_MODULES = [
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """Options every sub-command takes."""
-    p.add_argument("--models", metavar="DIR", help="model folder that adds to or overrides the bundled "
-                   "models (default: $VISION_APP_MODELS, else the per-user data folder; models it lacks come "
-                   "from the ones shipped with the package)")
+    p.add_argument("--models", metavar="DIR", help="model folder searched first; then $VISION_APP_MODELS, the "
+                   "per-user data folder and the models bundled with the package (python main.py models list)")
     p.add_argument("--config", metavar="FILE", help="TOML config file (see vision_app/default_config.toml)")
     p.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt", "triton"], default=None,
                    help="inference backend (default from config: auto; triton needs --triton-url)")
