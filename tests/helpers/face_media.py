@@ -7,6 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
+from vision_app.access.evaluate import read_clip
+
 
 def read_image(path: Path) -> np.ndarray:
     img = cv2.imread(str(path))
@@ -16,14 +18,7 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def read_video(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    frames, _fps = read_clip(path)
     if not frames:
         pytest.fail(f"cannot read test video {path}")
     return frames

@@ -180,10 +180,11 @@ def evaluate_clips(stage: Any, analyzer: Any, gallery: Any, cfg: Any, clips: lis
                    on_clip: Callable[[str], None] = lambda _m: None) -> list[ClipResult]:
     """Enrol every live clip's person, then the kiosk loop over every clip, without and with the blink
     challenge (the policy of config [access] otherwise)."""
-    cache: dict[Path, tuple[list[np.ndarray], float]] = {}
+    # Clips are read again for the kiosk loop rather than kept: decoding is cheap next to the models, and
+    # all 14 live clips' frames together would take gigabytes.
     for path, attack, _kind, who in clips:
         if not attack and not gallery.has(who):
-            frames, fps = cache.setdefault(path, read_clip(path))
+            frames, _fps = read_clip(path)
             if enrol_clip(gallery, analyzer, who, frames) is None:
                 log.warning("%s: no frame passes the enrolment checks; %s not enrolled", path, who)
     policies = [AccessPolicy.from_config(cfg.access, blink, cfg.face.passive_threshold) for blink in (False, True)]
@@ -191,7 +192,7 @@ def evaluate_clips(stage: Any, analyzer: Any, gallery: Any, cfg: Any, clips: lis
     with tempfile.TemporaryDirectory() as tmp:
         for n, (path, attack, kind, who) in enumerate(clips):
             on_clip(f"{path.name} ({n + 1}/{len(clips)})")
-            frames, fps = cache.pop(path) if path in cache else read_clip(path)
+            frames, fps = read_clip(path)
             log_dir = Path(tmp) / str(n)
             log_dir.mkdir()
             decisions, ears, blinks = run_kiosk(stage, frames, fps, policies, log_dir)

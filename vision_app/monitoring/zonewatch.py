@@ -23,8 +23,7 @@ from vision_app.types import Detections, FrameResult
 @dataclass(frozen=True)
 class ZoneView:
     """What is drawn: polygons as (name, (K, 2) int32 points, watched objects inside in this frame); lines
-    as (name, start,
-    end, crossings in, crossings out) in pixels of the frame they were placed on."""
+    as (name, start, end, crossings in, crossings out) in pixels of the frame they were placed on."""
 
     polygons: tuple[tuple[str, NDArray[np.int32], int], ...]
     lines: tuple[tuple[str, NDArray[np.float64], NDArray[np.float64], int, int], ...]

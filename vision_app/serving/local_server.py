@@ -196,11 +196,6 @@ class LocalTritonServer:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def restart(self) -> "LocalTritonServer":
-        """Stop (hard) and start again on the same ports, with the same models."""
-        self.kill()
-        return self.start()
-
     def __enter__(self) -> "LocalTritonServer":
         return self.start()
 
